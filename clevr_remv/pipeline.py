@@ -1,0 +1,207 @@
+"""The path one scene walks, seed to shard, and the loop over shards.
+
+seed -> layout (re-drawn while the cheap centre-view probe shows a hidden object)
+     -> render all views -> visibility -> expressions -> shard (atomic) -> manifest (last).
+The renderer is passed in, so this module never imports Blender.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from clevr_remv import __version__, rig
+from clevr_remv.config import RenderConfig
+from clevr_remv.expressions import generate_refs
+from clevr_remv.layout import LayoutError, draw_layout, scene_rng
+from clevr_remv.records import Ref, SceneRender
+from clevr_remv.scene import SPLITS, Scene
+from clevr_remv.shards import ShardSpec, plan_shards
+from clevr_remv.store import read_manifest, read_shard_attrs, shard_is_complete, write_manifest, write_shard
+from clevr_remv.visibility import hidden_objects, visible_pixels
+
+log = logging.getLogger(__name__)
+
+
+class Renderer(Protocol):
+    """What the pipeline needs from a backend (see render.renderer.BlenderRenderer)."""
+
+    def probe_centre_mask(self, scene: Scene) -> np.ndarray: ...
+
+    def render_scene(self, scene: Scene, on_view: Callable[[], None] | None = None): ...
+
+
+class OutputConflict(ValueError):
+    """The output directory holds a dataset made with other settings."""
+
+
+def draw_scene(config: RenderConfig, split: str, index: int, probe: Callable[[Scene], np.ndarray]) -> Scene:
+    """The first layout from this scene's generator whose every object is seen in the centre view.
+
+    Re-draws continue the same generator, so the accepted scene is deterministic.
+    """
+    rng = scene_rng(config.seed, split, index)
+    for attempt in range(config.visibility_attempts):
+        scene = draw_layout(rng, config, split, index, attempt)
+        if not hidden_objects(probe(scene), len(scene.objects), config.min_visible_pixels):
+            return scene
+    raise LayoutError(
+        f"{split} scene {index}: an object stayed below {config.min_visible_pixels} visible pixels "
+        f"in {config.visibility_attempts} layouts"
+    )
+
+
+def render_scene(config: RenderConfig, split: str, index: int, renderer: Renderer,
+                 on_view: Callable[[], None] | None = None) -> tuple[SceneRender, list[Ref]]:
+    """One scene, seed to annotations."""
+    scene = draw_scene(config, split, index, renderer.probe_centre_mask)
+    views = renderer.render_scene(scene, on_view)
+    counts = visible_pixels(views.masks)
+    render = SceneRender(
+        scene=scene,
+        images=views.images,
+        masks=views.masks,
+        depth=views.depth,
+        intrinsics=rig.intrinsics(scene.rig),
+        world_to_camera=rig.world_to_camera(scene.rig),
+        visible_pixels=counts,
+    )
+    return render, generate_refs(scene, counts, config.min_visible_pixels)
+
+
+def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
+    return {
+        "config": json.dumps(config.identity(), sort_keys=True),
+        "generator_version": __version__,
+        "blender_version": blender,
+        "first_scene": shard.first_scene,
+        "scene_count": shard.scene_count,
+        "rig_grid": config.grid,
+        "rig_baseline": config.baseline,
+        "rig_lens_mm": config.lens_mm,
+        "rig_sensor_mm": config.sensor_mm,
+        "width": config.width,
+        "height": config.height,
+    }
+
+
+def render_shard(config: RenderConfig, shard: ShardSpec, out: Path, renderer: Renderer, blender: str,
+                 on_view: Callable[[], None] | None = None) -> int:
+    """Render and write one shard atomically; returns its number of referring pairs.
+
+    This is the function every runner calls (local loop, farm job, Blender script).
+    """
+    renders, refs = [], []
+    for index in shard.scene_indices:
+        render, scene_refs = render_scene(config, shard.split, index, renderer, on_view)
+        renders.append(render)
+        refs.append(scene_refs)
+    pairs = sum(len(r) for r in refs)
+    path = shard.path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_shard(path, renders, refs, {**shard_attrs(config, shard, blender), "pair_count": pairs})
+    return pairs
+
+
+def check_output(out: Path, config: RenderConfig) -> None:
+    """Refuse an output directory we cannot write or that holds a different dataset."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise OutputConflict(f"cannot write to {out}: {error.strerror or error}") from None
+    ours = config.identity()
+    manifest = read_manifest(out)
+    if manifest is not None:
+        _compare(ours, manifest.get("config", {}), out / "dataset.json")
+    for shard in plan_shards(config):
+        path = shard.path(out)
+        if shard_is_complete(path):
+            _compare(ours, json.loads(read_shard_attrs(path)["config"]), path)
+    stray = [p for p in out.glob("*/shard-*.h5") if p.relative_to(out).as_posix() not in
+             {s.name for s in plan_shards(config)}]
+    if stray:
+        raise OutputConflict(f"{out} holds shards of another dataset (e.g. {stray[0]}); use a new --out")
+
+
+def _compare(ours: dict, theirs: dict, where: Path) -> None:
+    theirs = {k: v for k, v in theirs.items() if k != "device"}
+    differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differing:
+        details = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differing[:3])
+        raise OutputConflict(f"{where} was made with other settings: {details}; use a new --out")
+
+
+@dataclass
+class RunResult:
+    rendered: list[ShardSpec]
+    skipped: list[ShardSpec]
+    manifest: Path | None  # written when every shard of the dataset is complete
+
+
+def pending_shards(config: RenderConfig, out: Path, only: ShardSpec | None = None) -> tuple[list[ShardSpec], list[ShardSpec]]:
+    """(to render, already complete): a re-run skips finished shards and redoes the rest."""
+    shards = [only] if only is not None else plan_shards(config)
+    done = [s for s in shards if shard_is_complete(s.path(out))]
+    return [s for s in shards if s not in done], done
+
+
+def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None:
+    """Write dataset.json, last and atomically, once every shard is complete."""
+    shards = plan_shards(config)
+    if not all(shard_is_complete(s.path(out)) for s in shards):
+        return None
+    splits = {}
+    for split in SPLITS:
+        mine = [s for s in shards if s.split == split]
+        splits[split] = {
+            "scenes": sum(s.scene_count for s in mine),
+            "shards": [s.name for s in mine],
+            "pairs": sum(int(read_shard_attrs(s.path(out)).get("pair_count", 0)) for s in mine),
+        }
+    manifest = {
+        "generator": "clevr-remv",
+        "generator_version": __version__,
+        "blender_version": blender,
+        "master_seed": config.seed,
+        "config": config.identity(),
+        "views": config.views,
+        "min_visible_pixels": config.min_visible_pixels,
+        "splits": splits,
+    }
+    write_manifest(out, manifest)
+    return out / "dataset.json"
+
+
+def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Renderer, str]],
+        only: ShardSpec | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> RunResult:
+    """Render every pending shard (or just `only`), then finish the dataset if it is complete."""
+    check_output(out, config)
+    todo, done = pending_shards(config, out, only)
+    log.info("output %s: %d shard(s) to render, %d already complete", out, len(todo), len(done))
+    blender = None
+    if todo:
+        renderer, blender = renderer_factory()
+        tick = progress(sum(s.scene_count for s in todo) * config.views) if progress else None
+        for shard in todo:
+            pairs = render_shard(config, shard, out, renderer, blender, tick)
+            log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
+    manifest = finish_dataset(config, out, blender or _blender_from_shards(config, out))
+    if manifest:
+        log.info("dataset complete: %s", manifest)
+    return RunResult(todo, done, manifest)
+
+
+def _blender_from_shards(config: RenderConfig, out: Path) -> str:
+    for shard in plan_shards(config):
+        if shard_is_complete(shard.path(out)):
+            return str(read_shard_attrs(shard.path(out)).get("blender_version", "unknown"))
+    return "unknown"

@@ -1,0 +1,105 @@
+"""Cycles settings and compute devices.
+
+What to pick is decided in `clevr_remv.devices` (pure, tested without a GPU); this module
+only asks Cycles what it sees and applies the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+
+from clevr_remv.config import RenderConfig
+from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_device
+
+log = logging.getLogger(__name__)
+
+# Light paths: CLEVR scenes are opaque and matte or metallic, with no glass, so few
+# bounces suffice; caustics only add noise.
+MAX_BOUNCES = 4
+DIFFUSE_BOUNCES = 2
+GLOSSY_BOUNCES = 4
+
+
+def _cycles_preferences():
+    return bpy.context.preferences.addons["cycles"].preferences
+
+
+def available_gpus() -> dict[str, list[str]]:
+    """GPU device names per backend, as Cycles reports them on this machine."""
+    prefs = _cycles_preferences()
+    prefs.refresh_devices()
+    found: dict[str, list[str]] = {}
+    for backend in GPU_BACKENDS:
+        try:
+            devices = prefs.get_devices_for_type(backend)
+        except (TypeError, ValueError):  # backend not compiled into this Blender
+            continue
+        names = [d.name for d in devices if d.type == backend]
+        if names:
+            found[backend] = names
+    return found
+
+
+def apply_device(scene: bpy.types.Scene, choice: DeviceChoice) -> None:
+    """Enable exactly the chosen GPUs (not the CPU beside them) or render on the CPU."""
+    if not choice.is_gpu:
+        scene.cycles.device = "CPU"
+        return
+    prefs = _cycles_preferences()
+    prefs.compute_device_type = choice.backend
+    for device in prefs.get_devices_for_type(choice.backend):
+        device.use = device.type == choice.backend
+    scene.cycles.device = "GPU"
+
+
+def select_device(scene: bpy.types.Scene, requested: str) -> DeviceChoice:
+    choice = choose_device(requested, available_gpus())
+    apply_device(scene, choice)
+    log.info("Cycles device: %s (requested %s)", choice.describe(), requested)
+    return choice
+
+
+def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
+    """Resolution, samples, denoiser, light paths and the pass outputs the pipeline reads."""
+    render = scene.render
+    render.engine = "CYCLES"
+    render.resolution_x = config.width
+    render.resolution_y = config.height
+    render.resolution_percentage = 100
+    render.film_transparent = False
+    render.use_persistent_data = True  # keeps the BVH while only the camera moves
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+
+    cycles = scene.cycles
+    cycles.samples = config.samples
+    cycles.use_denoising = config.denoise
+    cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.max_bounces = MAX_BOUNCES
+    cycles.diffuse_bounces = DIFFUSE_BOUNCES
+    cycles.glossy_bounces = GLOSSY_BOUNCES
+    cycles.transmission_bounces = 0
+    cycles.volume_bounces = 0
+    cycles.transparent_max_bounces = 0
+    cycles.caustics_reflective = False
+    cycles.caustics_refractive = False
+    cycles.seed = 0
+
+    layer = scene.view_layers[0]
+    layer.use_pass_z = True
+    layer.use_pass_object_index = True
+
+    image = render.image_settings
+    image.file_format = "OPEN_EXR_MULTILAYER"
+    image.color_depth = "32"
+    image.exr_codec = "NONE"  # a RAM file read once: compression only costs time
+
+
+def apply_probe_settings(scene: bpy.types.Scene) -> None:
+    """The cheapest render whose object-index pass is still exact (1 sample, no bounces)."""
+    cycles = scene.cycles
+    cycles.samples = 1
+    cycles.use_denoising = False
+    cycles.max_bounces = 0

@@ -1,0 +1,100 @@
+"""The command line: one-line errors for bad input, nothing existing overwritten, resumable runs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clevr_remv.cli import main
+from conftest import TINY_ARGS
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def fingerprint(out: Path) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def assert_one_line_error(result, text: str) -> None:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and text in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--scenes", "0"], "--scenes must be positive"),
+        (["--scenes", "-5"], "--scenes must be positive"),
+        (["--rig", "4"], "--rig must be a positive odd number"),
+        (["--samples", "0"], "--samples must be positive"),
+        (["--scenes-per-shard", "0"], "--scenes-per-shard"),
+        (["--shard", "train:999"], "no shard 'train:999'"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(tmp_path: Path, args, text) -> None:
+    result = invoke("render", "--scenes", "3", "--out", str(tmp_path / "out"), *args)
+    assert_one_line_error(result, text)
+    assert not (tmp_path / "out" / "dataset.json").exists()
+
+
+def test_unwritable_out_fails_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = invoke("render", "--scenes", "3", "--out", str(blocker / "out"))
+    assert_one_line_error(result, "cannot write to")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_out_with_a_different_dataset_is_refused_and_left_untouched(tiny_dataset: Path) -> None:
+    before = fingerprint(tiny_dataset)
+    for changed in (["--seed", "12"], ["--samples", "3"], ["--width", "80"]):
+        args = list(TINY_ARGS)
+        i = args.index(changed[0])
+        args[i + 1] = changed[1]
+        result = invoke("render", *args, "--out", str(tiny_dataset))
+        assert_one_line_error(result, "made with other settings")
+    assert fingerprint(tiny_dataset) == before
+
+
+def test_rerun_skips_complete_shards_and_redoes_missing_ones(tiny_dataset: Path, tmp_path: Path) -> None:
+    before = fingerprint(tiny_dataset)
+    result = invoke("render", *TINY_ARGS, "--out", str(tiny_dataset))
+    assert result.exit_code == 0, result.output
+    assert fingerprint(tiny_dataset) == before  # nothing re-rendered or rewritten
+
+    # A copy that lost one shard and its manifest (a crashed farm job) is completed by a re-run.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, copy)
+    (copy / "val/shard-00000.h5").unlink()
+    (copy / "dataset.json").unlink()
+    (copy / "val/.shard-00000.h5.tmp-999").write_bytes(b"half-written")  # left by a killed writer
+    result = invoke("render", *TINY_ARGS, "--out", str(copy))
+    assert result.exit_code == 0, result.output
+    again = fingerprint(copy)
+    assert again["train/shard-00000.h5"] == before["train/shard-00000.h5"]
+    assert again["val/shard-00000.h5"] == before["val/shard-00000.h5"]  # same bytes: deterministic
+    assert (copy / "dataset.json").exists()
+
+
+def test_help_lists_the_options() -> None:
+    result = invoke("render", "--help")
+    for option in ("--scenes", "--out", "--seed", "--width", "--height", "--rig", "--samples", "--device",
+                   "--scenes-per-shard", "--shard"):
+        assert option in result.output
+
+
+def test_gpu_requested_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None:
+    result = invoke("render", *TINY_ARGS, "--device", "gpu", "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, "found no GPU")
+    assert not list((tmp_path / "out").rglob("*.h5"))
