@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from clevr_remv.config import RenderConfig
+from clevr_remv.config import QUALITY_PRESETS, RenderConfig
 from clevr_remv.devices import DeviceUnavailable
 from clevr_remv.layout import LayoutError
 
@@ -65,7 +66,9 @@ def _blender_renderer(config: RenderConfig):
 @click.option("--height", type=int, default=320, show_default=True)
 @click.option("--rig", "grid", type=int, default=9, show_default=True, help="Light-field array size N (N x N views, N odd).")
 @click.option("--baseline", type=float, default=0.1, show_default=True, help="Distance between neighbouring cameras (scene units).")
-@click.option("--samples", type=int, default=16, show_default=True, help="Cycles samples per pixel (denoised).")
+@click.option("--quality", "preset", type=click.Choice(list(QUALITY_PRESETS)), default="default", show_default=True,
+              help="Sampling and denoising preset (README, Performance).")
+@click.option("--samples", type=int, default=None, help="Cycles samples per pixel, overriding the preset's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
               help="auto: best GPU backend Cycles finds (OptiX, CUDA, HIP, oneAPI, Metal), else CPU.")
 @click.option("--scenes-per-shard", type=int, default=10, show_default=True, help="Scenes per HDF5 shard file.")
@@ -73,23 +76,30 @@ def _blender_renderer(config: RenderConfig):
               help="Render only this shard (e.g. train:3), for farm jobs; the last one writes dataset.json.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
-def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, samples: int,
-           device: str, scenes_per_shard: int, only: str | None, no_progress: bool, verbose: bool) -> None:
+def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
+           samples: int | None, device: str, scenes_per_shard: int, only: str | None, no_progress: bool, verbose: bool) -> None:
     """Render a dataset into OUT (resumable: complete shards are skipped)."""
     setup_logging(verbose)
     from clevr_remv import pipeline
     from clevr_remv.shards import parse_shard, plan_shards
 
     with user_errors():
+        quality = QUALITY_PRESETS[preset]
+        if samples is not None:
+            quality = replace(quality, samples=samples)
         config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
-                              samples=samples, device=device, scenes_per_shard=scenes_per_shard)
+                              quality=quality, device=device, scenes_per_shard=scenes_per_shard)
         shard = parse_shard(only, plan_shards(config)) if only else None
         sizes = config.split_sizes()
-        log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, %d samples%s, seed %d",
-                 scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, samples,
-                 " + denoiser" if config.denoise else "", seed)
-        result = pipeline.run(config, out, _blender_renderer(config), only=shard,
-                              progress=None if no_progress else _progress_bar)
+        log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
+                 scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
+        log.info("quality %s: %d samples, %s", preset, quality.samples,
+                 f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            result = pipeline.run(config, out, _blender_renderer(config), only=shard,
+                                  progress=None if no_progress else _progress_bar)
     if result.manifest is None:
         click.echo(f"rendered {len(result.rendered)} shard(s) into {out}; dataset.json follows when all shards exist")
     else:

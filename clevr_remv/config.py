@@ -7,6 +7,7 @@ output directory is checked against.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -37,6 +38,34 @@ class LayoutConfig:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """Cycles sampling and denoising: the knobs that trade render time for image quality.
+
+    Masks and depth do not depend on any of these (Cycles writes data passes from the first
+    sample), only the RGB images do. Presets and the measurements behind them: README,
+    "Performance".
+    """
+
+    samples: int = 16
+    adaptive_threshold: float = 0.0  # noise level at which a pixel stops sampling; 0 disables
+    denoise: bool = True
+    denoiser_quality: str = "HIGH"  # OpenImageDenoise: HIGH, BALANCED or FAST
+    denoiser_prefilter: str = "ACCURATE"  # of the albedo/normal guides: NONE, FAST or ACCURATE
+    denoiser_passes: str = "RGB_ALBEDO_NORMAL"  # RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL
+    max_bounces: int = 4
+    diffuse_bounces: int = 2
+    glossy_bounces: int = 4
+    fast_gi: bool = False
+
+
+QUALITY_PRESETS: dict[str, Quality] = {
+    "draft": Quality(samples=4, denoiser_quality="FAST", denoiser_prefilter="FAST"),
+    "default": Quality(),
+    "final": Quality(samples=64),
+}
+
+
+@dataclass(frozen=True)
 class RenderConfig:
     """One dataset's settings; defaults give the published CLEVR-Remv."""
 
@@ -48,8 +77,7 @@ class RenderConfig:
     baseline: float = 0.1
     lens_mm: float = 35.0
     sensor_mm: float = 32.0
-    samples: int = 16
-    denoise: bool = True
+    quality: Quality = field(default_factory=Quality)
     device: str = "auto"
     scenes_per_shard: int = 10
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -69,16 +97,19 @@ class RenderConfig:
         return max(1, math.ceil(REFERENCE_MIN_VISIBLE * self.width * self.height / REFERENCE_PIXELS))
 
     def split_sizes(self) -> dict[str, int]:
-        """Scenes per split: rounded fractions, the last split takes the remainder."""
-        sizes = [round(self.scenes * f) for f in self.split_fractions[:-1]]
-        sizes.append(self.scenes - sum(sizes))
+        """Scenes per split by largest remainder, so tiny datasets still fill val before test."""
+        exact = [self.scenes * f for f in self.split_fractions]
+        sizes = [math.floor(x) for x in exact]
+        by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - sizes[i]), i))
+        for i in by_remainder[: self.scenes - sum(sizes)]:
+            sizes[i] += 1
         return dict(zip(SPLITS, sizes))
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the data (the device only decides where it is computed)."""
         d = to_dict(self)
         d.pop("device")
-        return d
+        return json.loads(json.dumps(d))  # the JSON form, as stored, so stored and new compare equal
 
     def with_(self, **changes: Any) -> "RenderConfig":
         return replace(self, **changes)
@@ -90,7 +121,9 @@ def validate(config: RenderConfig) -> None:
         (config.scenes > 0, f"--scenes must be positive, got {config.scenes}"),
         (config.grid > 0 and config.grid % 2 == 1, f"--rig must be a positive odd number, got {config.grid}"),
         (config.width >= 8 and config.height >= 8, f"image must be at least 8x8, got {config.width}x{config.height}"),
-        (config.samples > 0, f"--samples must be positive, got {config.samples}"),
+        (config.quality.samples > 0, f"--samples must be positive, got {config.quality.samples}"),
+        (config.quality.denoiser_quality in ("HIGH", "BALANCED", "FAST"), "denoiser quality must be HIGH, BALANCED or FAST"),
+        (config.quality.denoiser_prefilter in ("NONE", "FAST", "ACCURATE"), "denoiser prefilter must be NONE, FAST or ACCURATE"),
         (config.scenes_per_shard > 0, f"--scenes-per-shard must be positive, got {config.scenes_per_shard}"),
         (config.baseline > 0, f"--baseline must be positive, got {config.baseline}"),
         (config.device in ("auto", "cpu", "gpu"), f"--device must be auto, cpu or gpu, got {config.device}"),
@@ -117,6 +150,8 @@ def from_dict(d: dict[str, Any]) -> RenderConfig:
     if "layout" in d:
         layout = {k: tuple(v) if isinstance(v, list) else v for k, v in d["layout"].items()}
         d["layout"] = LayoutConfig(**layout)
+    if "quality" in d:
+        d["quality"] = Quality(**d["quality"])
     if "split_fractions" in d:
         d["split_fractions"] = tuple(d["split_fractions"])
     return RenderConfig(**d)

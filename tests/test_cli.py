@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from clevr_remv.cli import main
 from conftest import TINY_ARGS
+from test_render import assert_same_shard
 
 
 def invoke(*args: str):
@@ -82,9 +84,9 @@ def test_rerun_skips_complete_shards_and_redoes_missing_ones(tiny_dataset: Path,
     result = invoke("render", *TINY_ARGS, "--out", str(copy))
     assert result.exit_code == 0, result.output
     again = fingerprint(copy)
-    assert again["train/shard-00000.h5"] == before["train/shard-00000.h5"]
-    assert again["val/shard-00000.h5"] == before["val/shard-00000.h5"]  # same bytes: deterministic
-    assert (copy / "dataset.json").exists()
+    assert again["train/shard-00000.h5"] == before["train/shard-00000.h5"]  # kept, not rewritten
+    assert_same_shard(copy / "val/shard-00000.h5", tiny_dataset / "val/shard-00000.h5")
+    assert json.loads((copy / "dataset.json").read_text()) == json.loads((tiny_dataset / "dataset.json").read_text())
 
 
 def test_help_lists_the_options() -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from clevr_remv.config import RenderConfig, from_dict, to_dict
+from clevr_remv.config import Quality, RenderConfig, from_dict, to_dict
 from clevr_remv.shards import parse_shard, plan_shards
 
 
 def test_published_split_sizes() -> None:
     assert RenderConfig(scenes=10_000).split_sizes() == {"train": 7000, "val": 1500, "test": 1500}
-    assert sum(RenderConfig(scenes=7).split_sizes().values()) == 7
+    assert RenderConfig(scenes=3).split_sizes() == {"train": 2, "val": 1, "test": 0}
+    assert RenderConfig(scenes=4).split_sizes() == {"train": 3, "val": 1, "test": 0}
+    assert RenderConfig(scenes=5).split_sizes() == {"train": 3, "val": 1, "test": 1}
+    for n in range(1, 200):
+        assert sum(RenderConfig(scenes=n).split_sizes().values()) == n
 
 
 @pytest.mark.parametrize(
@@ -20,7 +24,8 @@ def test_published_split_sizes() -> None:
         ({"scenes": -3}, "--scenes"),
         ({"grid": 4}, "odd"),
         ({"grid": 0}, "odd"),
-        ({"samples": 0}, "--samples"),
+        ({"quality": Quality(samples=0)}, "--samples"),
+        ({"quality": Quality(denoiser_quality="ULTRA")}, "denoiser quality"),
         ({"scenes_per_shard": 0}, "--scenes-per-shard"),
         ({"device": "tpu"}, "--device"),
     ],
@@ -37,7 +42,7 @@ def test_min_visible_pixels_scales_with_resolution() -> None:
 
 
 def test_config_round_trips_through_json_dict() -> None:
-    config = RenderConfig(scenes=12, seed=5, grid=3)
+    config = RenderConfig(scenes=12, seed=5, grid=3, quality=Quality(samples=3, denoise=False))
     assert from_dict(to_dict(config)) == config
     assert "device" not in config.identity()
 

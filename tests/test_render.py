@@ -113,11 +113,23 @@ def test_corner_views_differ_from_the_centre(tiny_dataset: Path) -> None:
         assert images[centre].std() > 5  # an actual picture, not a flat frame
 
 
+def assert_same_shard(a: Path, b: Path) -> None:
+    """Identical scenes, annotations, masks and depth; images up to OpenImageDenoise's rounding.
+
+    OIDN's SIMD results depend on buffer addresses (identical with ASLR off), so across
+    processes a few pixels may differ by one level; everything else is bit-identical.
+    """
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        assert list(fa["scenes"].asstr()[:]) == list(fb["scenes"].asstr()[:])
+        for name in ("masks", "depth", "visible_pixels", "cameras/intrinsics", "cameras/world_to_camera",
+                     "refs/expression", "refs/program", "refs/object", "refs/visible", "refs/id"):
+            np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
+        diff = np.abs(fa["images"][:].astype(int) - fb["images"][:])
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_same_arguments_give_identical_data(tiny_dataset: Path, tiny_dataset_again: Path) -> None:
     first, second = shards(tiny_dataset), shards(tiny_dataset_again)
     assert [p.relative_to(tiny_dataset) for p in first] == [p.relative_to(tiny_dataset_again) for p in second]
     for a, b in zip(first, second):
-        with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-            assert list(fa["scenes"].asstr()[:]) == list(fb["scenes"].asstr()[:])
-            for name in ("images", "masks", "depth", "visible_pixels", "refs/expression", "refs/id"):
-                np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
+        assert_same_shard(a, b)

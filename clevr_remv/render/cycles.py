@@ -10,16 +10,10 @@ import logging
 
 import bpy
 
-from clevr_remv.config import RenderConfig
+from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_device
 
 log = logging.getLogger(__name__)
-
-# Light paths: CLEVR scenes are opaque and matte or metallic, with no glass, so few
-# bounces suffice; caustics only add noise.
-MAX_BOUNCES = 4
-DIFFUSE_BOUNCES = 2
-GLOSSY_BOUNCES = 4
 
 
 def _cycles_preferences():
@@ -73,19 +67,7 @@ def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
 
-    cycles = scene.cycles
-    cycles.samples = config.samples
-    cycles.use_denoising = config.denoise
-    cycles.denoiser = "OPENIMAGEDENOISE"
-    cycles.max_bounces = MAX_BOUNCES
-    cycles.diffuse_bounces = DIFFUSE_BOUNCES
-    cycles.glossy_bounces = GLOSSY_BOUNCES
-    cycles.transmission_bounces = 0
-    cycles.volume_bounces = 0
-    cycles.transparent_max_bounces = 0
-    cycles.caustics_reflective = False
-    cycles.caustics_refractive = False
-    cycles.seed = 0
+    apply_quality(scene, config.quality)
 
     layer = scene.view_layers[0]
     layer.use_pass_z = True
@@ -97,9 +79,33 @@ def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
     image.exr_codec = "NONE"  # a RAM file read once: compression only costs time
 
 
+def apply_quality(scene: bpy.types.Scene, quality: Quality) -> None:
+    """Sampling, denoiser and light paths.
+
+    CLEVR scenes are opaque, matte or metallic, with no glass: transmission and volume
+    bounces are off and caustics only add noise.
+    """
+    cycles = scene.cycles
+    cycles.samples = quality.samples
+    cycles.use_adaptive_sampling = quality.adaptive_threshold > 0
+    cycles.adaptive_threshold = quality.adaptive_threshold
+    cycles.use_denoising = quality.denoise
+    cycles.denoiser = "OPENIMAGEDENOISE"
+    cycles.denoising_quality = quality.denoiser_quality
+    cycles.denoising_prefilter = quality.denoiser_prefilter
+    cycles.denoising_input_passes = quality.denoiser_passes
+    cycles.max_bounces = quality.max_bounces
+    cycles.diffuse_bounces = quality.diffuse_bounces
+    cycles.glossy_bounces = quality.glossy_bounces
+    cycles.use_fast_gi = quality.fast_gi
+    cycles.transmission_bounces = 0
+    cycles.volume_bounces = 0
+    cycles.transparent_max_bounces = 0
+    cycles.caustics_reflective = False
+    cycles.caustics_refractive = False
+    cycles.seed = 0
+
+
 def apply_probe_settings(scene: bpy.types.Scene) -> None:
     """The cheapest render whose object-index pass is still exact (1 sample, no bounces)."""
-    cycles = scene.cycles
-    cycles.samples = 1
-    cycles.use_denoising = False
-    cycles.max_bounces = 0
+    apply_quality(scene, Quality(samples=1, denoise=False, max_bounces=0))
