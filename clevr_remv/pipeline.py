@@ -25,6 +25,7 @@ from clevr_remv.records import Ref, SceneRender
 from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
 from clevr_remv.store import read_manifest, read_shard_attrs, shard_is_complete, write_manifest, write_shard
+from clevr_remv.timing import Stopwatch
 from clevr_remv.visibility import hidden_objects, visible_pixels
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,15 @@ def draw_scene(config: RenderConfig, split: str, index: int, probe: Callable[[Sc
 
 
 def render_scene(config: RenderConfig, split: str, index: int, renderer: Renderer,
-                 on_view: Callable[[], None] | None = None) -> tuple[SceneRender, list[Ref]]:
+                 on_view: Callable[[], None] | None = None,
+                 stopwatch: Stopwatch | None = None) -> tuple[SceneRender, list[Ref]]:
     """One scene, seed to annotations."""
+    stopwatch = stopwatch or Stopwatch()
     scene = draw_scene(config, split, index, renderer.probe_centre_mask)
     views = renderer.render_scene(scene, on_view)
-    counts = visible_pixels(views.masks)
+    with stopwatch.section("annotate"):
+        counts = visible_pixels(views.masks)
+        refs = generate_refs(scene, counts, config.min_visible_pixels)
     render = SceneRender(
         scene=scene,
         images=views.images,
@@ -73,7 +78,7 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
         world_to_camera=rig.world_to_camera(scene.rig),
         visible_pixels=counts,
     )
-    return render, generate_refs(scene, counts, config.min_visible_pixels)
+    return render, refs
 
 
 def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
@@ -93,20 +98,23 @@ def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
 
 
 def render_shard(config: RenderConfig, shard: ShardSpec, out: Path, renderer: Renderer, blender: str,
-                 on_view: Callable[[], None] | None = None) -> int:
+                 on_view: Callable[[], None] | None = None, stopwatch: Stopwatch | None = None) -> int:
     """Render and write one shard atomically; returns its number of referring pairs.
 
     This is the function every runner calls (local loop, farm job, Blender script).
     """
+    stopwatch = stopwatch or Stopwatch()
     renders, refs = [], []
     for index in shard.scene_indices:
-        render, scene_refs = render_scene(config, shard.split, index, renderer, on_view)
+        render, scene_refs = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
         renders.append(render)
         refs.append(scene_refs)
     pairs = sum(len(r) for r in refs)
     path = shard.path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_shard(path, renders, refs, {**shard_attrs(config, shard, blender), "pair_count": pairs})
+    with stopwatch.section("write"):
+        write_shard(path, renders, refs, {**shard_attrs(config, shard, blender), "pair_count": pairs},
+                    split=shard.split, shard_index=shard.index)
     return pairs
 
 

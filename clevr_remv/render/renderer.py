@@ -22,6 +22,7 @@ from clevr_remv.render.build import build_scene, build_static_world, reset_blend
 from clevr_remv.render.cycles import apply_probe_settings, apply_settings, select_device
 from clevr_remv.render.passes import ViewPasses, read_passes
 from clevr_remv.scene import Scene
+from clevr_remv.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class BlenderRenderer:
         self._tmp = Path(tempfile.mkdtemp(prefix="clevr-remv-", dir=ram))
         self._scene.render.filepath = str(self._tmp / "view.exr")
         self._built: tuple[str, int, int] | None = None
+        self.stopwatch = Stopwatch()
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -86,7 +88,8 @@ class BlenderRenderer:
     def _ensure_built(self, scene: Scene) -> None:
         key = (scene.split, scene.index, scene.attempt)
         if key != self._built:
-            build_scene(scene, self._assets)
+            with self.stopwatch.section("build"):
+                build_scene(scene, self._assets)
             self._camera.data.lens = scene.rig.lens_mm
             self._camera.data.sensor_width = scene.rig.sensor_mm
             self._built = key
@@ -97,10 +100,11 @@ class BlenderRenderer:
         self._camera.matrix_world = Matrix(rig.blender_matrix_world(w2c).tolist())
         self._camera.data.shift_x, self._camera.data.shift_y = rig.blender_shift(K, spec.width, spec.height)
 
-    def _render_view(self, with_image: bool = True) -> ViewPasses:
-        with quiet_stdout():
+    def _render_view(self, with_image: bool = True, section: str = "render") -> ViewPasses:
+        with self.stopwatch.section(section), quiet_stdout():
             bpy.ops.render.render(write_still=True)
-        return read_passes(self._scene.render.filepath, with_image=with_image)
+        with self.stopwatch.section("readback"):
+            return read_passes(self._scene.render.filepath, with_image=with_image)
 
     def probe_centre_mask(self, scene: Scene) -> np.ndarray:
         """Instance mask of the central view from a 1-sample render (the index pass is exact)."""
@@ -110,7 +114,7 @@ class BlenderRenderer:
         self._place_camera(spec, rig.intrinsics(spec)[view], rig.world_to_camera(spec)[view])
         apply_probe_settings(self._scene)
         try:
-            return self._render_view(with_image=False).mask
+            return self._render_view(with_image=False, section="probe").mask
         finally:
             apply_settings(self._scene, self.config)
 

@@ -1,0 +1,27 @@
+"""HDF5 storage: atomic shard writes, the manifest, and the reading API (DESIGN.md "Output layout")."""
+
+from clevr_remv.store.atomic import atomic_path, write_json_atomic
+from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from clevr_remv.store.reader import DatasetReader, ShardReader
+from clevr_remv.store.shard import (
+    SCHEMA_VERSION,
+    read_shard_attrs,
+    replace_refs,
+    shard_is_complete,
+    write_shard,
+)
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "DatasetReader",
+    "ShardReader",
+    "atomic_path",
+    "read_manifest",
+    "read_shard_attrs",
+    "replace_refs",
+    "shard_is_complete",
+    "write_json_atomic",
+    "write_manifest",
+    "write_shard",
+]

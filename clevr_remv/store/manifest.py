@@ -1,0 +1,60 @@
+"""The dataset manifest `OUT/dataset.json`: what the output directory contains.
+
+It is written last and atomically, so its presence means the run finished; readers
+find shards through it rather than by globbing, so stray or temporary files never
+leak into a dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from clevr_remv.store.atomic import write_json_atomic
+
+MANIFEST_NAME = "dataset.json"
+
+
+def manifest_path(root: Path) -> Path:
+    """Where the manifest of the dataset in `root` lives."""
+    return Path(root) / MANIFEST_NAME
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Write `root/dataset.json` atomically; validated first so a bad manifest is never written."""
+    _validate(manifest, manifest_path(root))
+    write_json_atomic(manifest_path(root), manifest)
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest of `root`, or None if there is none yet (e.g. a run in progress).
+
+    Raises ValueError naming the file if it exists but is not a valid manifest.
+    """
+    path = manifest_path(root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    _validate(manifest, path)
+    return manifest
+
+
+def _validate(manifest: Any, path: Path) -> None:
+    """Check the only structure readers rely on: `splits -> <split> -> shards` (list of str)."""
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: the manifest must be a JSON object, got {type(manifest).__name__}")
+    splits = manifest.get("splits", {})
+    if not isinstance(splits, dict):
+        raise ValueError(f"{path}: 'splits' must be an object mapping split names to entries")
+    for name, entry in splits.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: splits.{name} must be an object")
+        shards = entry.get("shards", [])
+        if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
+            raise ValueError(f"{path}: splits.{name}.shards must be a list of file names")

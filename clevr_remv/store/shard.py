@@ -1,0 +1,328 @@
+"""Writing and checking one HDF5 shard: the on-disk contract of DESIGN.md ("Output layout").
+
+A shard holds S scenes of one split, V views each. The per-view arrays are chunked one
+view per chunk, so a reader (or a training loader that only wants the central view)
+decompresses exactly the view it asks for. Every write goes through `atomic_path`, so a
+shard file that exists under its final name is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from clevr_remv.records import Ref, SceneRender
+from clevr_remv.scene import Scene
+from clevr_remv.store.atomic import atomic_path
+from clevr_remv.vocabulary import MAX_OBJECTS
+
+SCHEMA_VERSION = 1
+
+# Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
+# filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
+# without plugins. Chosen with bench/bench_storage.py (synthetic 480x320 data):
+# - images: gzip 4. Levels 6-9 save < 2 % for 3x slower writes; shuffle is a no-op on
+#   bytes; the plugins' zstd reads ~2x faster but is not smaller.
+# - masks: gzip 6, ~25 % smaller than gzip 4 at similar speed; < 1 % of a shard anyway.
+# - depth: byte shuffle + gzip 4, ~25 % smaller than gzip alone. Scale-offset is lossy
+#   and does nothing on chunks that hold +inf.
+IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=False)
+MASK_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False)
+DEPTH_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=True)
+# Cameras, pixel counts and refs are tiny next to the images (< 0.1 %): store them plain.
+SMALL_COMPRESSION: dict[str, Any] = {}
+
+STRING = h5py.string_dtype("utf-8")
+
+# Datasets with one row per scene, and with one row per referring pair.
+SCENE_DATASETS: tuple[str, ...] = (
+    "images",
+    "masks",
+    "depth",
+    "cameras/intrinsics",
+    "cameras/world_to_camera",
+    "visible_pixels",
+    "scenes",
+)
+REF_DATASETS: tuple[str, ...] = (
+    "refs/scene",
+    "refs/object",
+    "refs/expression",
+    "refs/family",
+    "refs/program",
+    "refs/visible",
+    "refs/id",
+)
+ALL_DATASETS: tuple[str, ...] = SCENE_DATASETS + REF_DATASETS
+
+_SHARD_NAME = re.compile(r"shard-(\d+)\.h5$")
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _check_render(r: SceneRender, views: int, height: int, width: int) -> None:
+    """Fail before touching the disk if one scene does not fit the shard's shapes/dtypes."""
+    expected = {
+        "images": ((views, height, width, 3), np.uint8),
+        "masks": ((views, height, width), np.uint8),
+        "depth": ((views, height, width), None),
+        "intrinsics": ((views, 3, 3), None),
+        "world_to_camera": ((views, 4, 4), None),
+        "visible_pixels": ((views, MAX_OBJECTS), None),
+    }
+    for name, (shape, dtype) in expected.items():
+        arr = np.asarray(getattr(r, name))
+        if arr.shape != shape:
+            raise ValueError(f"scene {r.scene.index}: {name} has shape {arr.shape}, expected {shape}")
+        if dtype is not None and arr.dtype != dtype:
+            # No silent casts: a float image cast to uint8 would be garbage.
+            raise ValueError(f"scene {r.scene.index}: {name} has dtype {arr.dtype}, expected {dtype}")
+
+
+def _check_refs(refs: Sequence[Sequence[Ref]], n_objects: Sequence[int], views: int) -> None:
+    """Refs must line up with the scenes, name an existing object and have one flag per view."""
+    if len(refs) != len(n_objects):
+        raise ValueError(f"{len(refs)} ref lists for {len(n_objects)} scenes")
+    ids: set[int] = set()
+    for row, (scene_refs, n) in enumerate(zip(refs, n_objects)):
+        for ref in scene_refs:
+            if not 1 <= ref.object <= n:
+                raise ValueError(f"ref {ref.id}: object {ref.object} not in 1..{n} (row {row})")
+            if np.shape(ref.visible) != (views,):
+                raise ValueError(f"ref {ref.id}: visible has shape {np.shape(ref.visible)}, expected ({views},)")
+            if ref.id in ids:
+                raise ValueError(f"ref id {ref.id} appears twice in one shard")
+            ids.add(ref.id)
+
+
+# ---------------------------------------------------------------------------- attributes
+
+
+def _attr_value(value: Any) -> Any:
+    """Turn a Python value into something HDF5 stores faithfully.
+
+    Dicts, None and sequences that are not purely numeric become JSON strings (HDF5 has
+    no mapping type); numbers, strings and numeric sequences are stored natively.
+    """
+    if isinstance(value, (str, bool, int, float, np.generic)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0:
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged
+            arr = np.asarray([None])
+        if arr.dtype.kind in "biuf":
+            return arr
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    """HDF5 attribute value -> plain Python (numpy scalars and arrays become int/float/list)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.dtype.kind == "O" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _resolve_split(renders: Sequence[SceneRender], attrs: dict[str, Any], split: str | None) -> str:
+    """A shard holds one split; take it from the caller or the scenes, and make them agree."""
+    splits = {r.scene.split for r in renders}
+    chosen = split if split is not None else attrs.get("split")
+    if chosen is None:
+        if len(splits) != 1:
+            raise ValueError(f"scenes of several splits in one shard: {sorted(splits)}")
+        chosen = splits.pop()
+    if splits and splits != {chosen}:
+        raise ValueError(f"shard split {chosen!r} but scenes are from {sorted(splits)}")
+    return str(chosen)
+
+
+def _resolve_shard_index(path: Path, attrs: dict[str, Any], shard_index: int | None) -> int:
+    """The shard index comes from the caller, else from the contract's name `shard-NNNNN.h5`."""
+    if shard_index is not None:
+        return int(shard_index)
+    if "shard_index" in attrs:
+        return int(attrs["shard_index"])
+    match = _SHARD_NAME.search(Path(path).name)
+    if match is None:
+        raise ValueError(f"no shard_index given and {path} is not named shard-NNNNN.h5")
+    return int(match.group(1))
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _create_scene_datasets(f: h5py.File, s: int, v: int, h: int, w: int) -> None:
+    """Create the per-scene datasets with one-view chunks for the pixel arrays."""
+    f.create_dataset("images", (s, v, h, w, 3), np.uint8, chunks=(1, 1, h, w, 3), **IMAGE_COMPRESSION)
+    f.create_dataset("masks", (s, v, h, w), np.uint8, chunks=(1, 1, h, w), **MASK_COMPRESSION)
+    f.create_dataset("depth", (s, v, h, w), np.float32, chunks=(1, 1, h, w), **DEPTH_COMPRESSION)
+    f.create_dataset("cameras/intrinsics", (s, v, 3, 3), np.float64, **SMALL_COMPRESSION)
+    f.create_dataset("cameras/world_to_camera", (s, v, 4, 4), np.float64, **SMALL_COMPRESSION)
+    f.create_dataset("visible_pixels", (s, v, MAX_OBJECTS), np.int32, **SMALL_COMPRESSION)
+
+
+def _write_scenes(f: h5py.File, renders: Sequence[SceneRender]) -> None:
+    """Write scene by scene, so the caller's arrays are never stacked into a second copy."""
+    for i, r in enumerate(renders):
+        f["images"][i] = r.images
+        f["masks"][i] = r.masks
+        f["depth"][i] = np.asarray(r.depth, dtype=np.float32)
+        f["cameras/intrinsics"][i] = np.asarray(r.intrinsics, dtype=np.float64)
+        f["cameras/world_to_camera"][i] = np.asarray(r.world_to_camera, dtype=np.float64)
+        f["visible_pixels"][i] = np.asarray(r.visible_pixels, dtype=np.int32)
+    scenes = np.array([r.scene.to_json() for r in renders], dtype=object)
+    f.create_dataset("scenes", data=scenes, dtype=STRING)
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    return np.array(values, dtype=object)
+
+
+def _write_refs(f: h5py.File, refs: Sequence[Sequence[Ref]], views: int) -> None:
+    """(Re)create the `refs` group: one row per pair, flattened over the shard's scenes.
+
+    All seven datasets are created even when there are no pairs, so readers never need
+    a special case.
+    """
+    if "refs" in f:
+        del f["refs"]
+    flat = [(row, ref) for row, scene_refs in enumerate(refs) for ref in scene_refs]
+    g = f.create_group("refs")
+    g.create_dataset("scene", data=np.array([row for row, _ in flat], dtype=np.int32).reshape(-1))
+    g.create_dataset("object", data=np.array([r.object for _, r in flat], dtype=np.int16).reshape(-1))
+    for name in ("expression", "family", "program"):
+        g.create_dataset(name, data=_strings([getattr(r, name) for _, r in flat]), shape=(len(flat),), dtype=STRING)
+    visible = np.array([np.asarray(r.visible, dtype=bool) for _, r in flat], dtype=bool).reshape(len(flat), views)
+    g.create_dataset("visible", data=visible)
+    g.create_dataset("id", data=np.array([r.id for _, r in flat], dtype=np.int64).reshape(-1))
+
+
+def _write_attrs(f: h5py.File, attrs: dict[str, Any], split: str, shard_index: int) -> None:
+    """Caller's attributes first, then the fixed ones, so the contract's keys always win."""
+    for key, value in attrs.items():
+        f.attrs[key] = _attr_value(value)
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["split"] = split
+    f.attrs["shard_index"] = shard_index
+
+
+def write_shard(
+    path: Path,
+    renders: list[SceneRender],
+    refs: list[list[Ref]],
+    attrs: dict[str, Any],
+    *,
+    split: str | None = None,
+    shard_index: int | None = None,
+) -> None:
+    """Write one complete shard to `path` atomically (temp file, fsync, rename).
+
+    `refs[i]` are the pairs of `renders[i]`. `attrs` become file attributes (dicts as
+    JSON strings). `split` defaults to `attrs["split"]` or the scenes' split;
+    `shard_index` to `attrs["shard_index"]` or the number in the name `shard-NNNNN.h5`.
+    Everything is validated before the file is opened, so bad input costs no I/O.
+    """
+    if not renders:
+        raise ValueError("a shard needs at least one scene")
+    path = Path(path)
+    v, h, w = np.shape(renders[0].masks)
+    for r in renders:
+        _check_render(r, v, h, w)
+    _check_refs(refs, [len(r.scene.objects) for r in renders], v)
+    split_name = _resolve_split(renders, attrs, split)
+    index = _resolve_shard_index(path, attrs, shard_index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _create_scene_datasets(f, len(renders), v, h, w)
+            _write_scenes(f, renders)
+            _write_refs(f, refs, v)
+            _write_attrs(f, attrs, split_name, index)
+
+
+def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None = None) -> None:
+    """Regenerate only the `refs/*` group of a complete shard, atomically.
+
+    Used when the expression engine changes but the renders do not. The shard is copied
+    to a temporary file, its refs group rewritten there (and `attrs`, if given, merged
+    into the file attributes), and the copy renamed over the original; on any error the
+    original is untouched. HDF5 does not reclaim the old group's few kilobytes; that is
+    the price of not rewriting the images.
+    """
+    path = Path(path)
+    if not shard_is_complete(path):
+        raise ValueError(f"{path} is not a complete shard")
+    with h5py.File(path, "r") as f:
+        views = f["masks"].shape[1]
+        n_objects = [len(Scene.from_json(s).objects) for s in f["scenes"].asstr()[()]]
+    _check_refs(refs, n_objects, views)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+") as f:
+            _write_refs(f, refs, views)
+            for key, value in (attrs or {}).items():
+                if key not in ("schema_version", "split", "shard_index"):
+                    f.attrs[key] = _attr_value(value)
+
+
+# ---------------------------------------------------------------------------- checking
+
+
+def shard_is_complete(path: Path) -> bool:
+    """True if `path` is a readable shard with every dataset and consistent leading sizes.
+
+    This is what a re-run uses to skip work, so it never raises: a missing, truncated or
+    foreign file is simply "not complete" and gets redone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if "schema_version" not in f.attrs:
+                return False
+            if not all(isinstance(f.get(name), h5py.Dataset) for name in ALL_DATASETS):
+                return False
+            scenes = {f[name].shape[0] for name in SCENE_DATASETS}
+            refs = {f[name].shape[0] for name in REF_DATASETS}
+            return len(scenes) == 1 and len(refs) == 1
+    except Exception:  # any HDF5 error means the file is not usable data
+        return False
+
+
+def attrs_dict(f: h5py.File) -> dict[str, Any]:
+    """The attributes of an open file as plain Python values (JSON-encoded ones stay strings)."""
+    return {key: _plain(value) for key, value in f.attrs.items()}
+
+
+def read_shard_attrs(path: Path) -> dict[str, Any]:
+    """File attributes as plain Python values (JSON-encoded ones stay strings)."""
+    with h5py.File(Path(path), "r") as f:
+        return attrs_dict(f)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "IMAGE_COMPRESSION",
+    "MASK_COMPRESSION",
+    "DEPTH_COMPRESSION",
+    "ALL_DATASETS",
+    "write_shard",
+    "replace_refs",
+    "shard_is_complete",
+    "read_shard_attrs",
+]
