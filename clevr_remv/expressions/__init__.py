@@ -1,0 +1,67 @@
+"""The expression engine: template families -> functional programs -> checked referring sentences.
+
+`generate_refs` is what the pipeline calls once per scene. Every sentence is realised from a
+CLEVR-style functional program (stored in `refs/program`); a pair is kept only when the
+evaluator, run on the scene description, returns exactly its referent. Templates are data
+in the repository's `templates/` folder (see the README for the format).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from clevr_remv.expressions.programs import ProgramError, evaluate, execute, from_json, relation_count, to_json
+from clevr_remv.expressions.select import PAIRS_PER_SCENE, ExpressionResult, expression_rng, generate_pairs
+from clevr_remv.expressions.templates import TemplateError, TemplateSet, default_template_dir, load_templates
+from clevr_remv.records import Ref
+from clevr_remv.scene import Scene
+
+__all__ = [
+    "PAIRS_PER_SCENE",
+    "ExpressionResult",
+    "ProgramError",
+    "TemplateError",
+    "TemplateSet",
+    "default_template_dir",
+    "evaluate",
+    "execute",
+    "expression_rng",
+    "from_json",
+    "generate_pairs",
+    "generate_refs",
+    "load_templates",
+    "relation_count",
+    "resolve_templates",
+    "to_json",
+]
+
+
+@lru_cache(maxsize=None)
+def _templates_in(path: str) -> TemplateSet:
+    """Loaded once per process and folder: every scene of a run uses the same templates."""
+    return load_templates(path)
+
+
+def resolve_templates(templates: TemplateSet | str | Path | None) -> TemplateSet:
+    """A loaded set as is; a folder (or None: the repository's) loaded once and cached."""
+    if isinstance(templates, TemplateSet):
+        return templates
+    return _templates_in(str(Path(templates or default_template_dir()).resolve()))
+
+
+def generate_refs(
+    scene: Scene,
+    visible_pixels: np.ndarray,
+    min_visible: int,
+    templates: TemplateSet | str | Path | None = None,
+) -> list[Ref]:
+    """About 8 referring pairs for one scene, each naming exactly one visible object.
+
+    visible_pixels: int (V, 10), column k-1 = object k; a pair is dropped when its referent
+    or related object has fewer than `min_visible` pixels in the central view.
+    Deterministic in the scene's seed. See `generate_pairs` for the dropped counts too.
+    """
+    return generate_pairs(scene, visible_pixels, min_visible, resolve_templates(templates)).refs
