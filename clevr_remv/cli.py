@@ -104,3 +104,22 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
         click.echo(f"rendered {len(result.rendered)} shard(s) into {out}; dataset.json follows when all shards exist")
     else:
         click.echo(f"dataset complete: {result.manifest}")
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Template folder (default: the repository's templates/).")
+@click.option("-v", "--verbose", is_flag=True)
+def expressions(out: Path, templates: Path | None, verbose: bool) -> None:
+    """Regenerate the referring expressions of a rendered dataset in OUT, without re-rendering."""
+    setup_logging(verbose)
+    from clevr_remv import pipeline
+
+    with user_errors():
+        manifest = pipeline.regenerate_expressions(out, templates, on_shard=lambda p: log.info("rewrote %s", p))
+    from clevr_remv.store import read_manifest
+
+    for split, entry in read_manifest(out)["splits"].items():
+        click.echo(f"{split}: {entry['pairs']} pairs in {entry['scenes']} scenes")
+    click.echo(f"updated {manifest}")

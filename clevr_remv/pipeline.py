@@ -18,13 +18,21 @@ from typing import Protocol
 import numpy as np
 
 from clevr_remv import __version__, rig
-from clevr_remv.config import RenderConfig
-from clevr_remv.expressions import generate_refs
+from clevr_remv.config import RenderConfig, from_dict
+from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
 from clevr_remv.layout import LayoutError, draw_layout, scene_rng
-from clevr_remv.records import Ref, SceneRender
+from clevr_remv.records import SceneRender
 from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
-from clevr_remv.store import read_manifest, read_shard_attrs, shard_is_complete, write_manifest, write_shard
+from clevr_remv.store import (
+    ShardReader,
+    read_manifest,
+    read_shard_attrs,
+    replace_refs,
+    shard_is_complete,
+    write_manifest,
+    write_shard,
+)
 from clevr_remv.timing import Stopwatch
 from clevr_remv.visibility import hidden_objects, visible_pixels
 
@@ -61,14 +69,14 @@ def draw_scene(config: RenderConfig, split: str, index: int, probe: Callable[[Sc
 
 def render_scene(config: RenderConfig, split: str, index: int, renderer: Renderer,
                  on_view: Callable[[], None] | None = None,
-                 stopwatch: Stopwatch | None = None) -> tuple[SceneRender, list[Ref]]:
+                 stopwatch: Stopwatch | None = None) -> tuple[SceneRender, ExpressionResult]:
     """One scene, seed to annotations."""
     stopwatch = stopwatch or Stopwatch()
     scene = draw_scene(config, split, index, renderer.probe_centre_mask)
     views = renderer.render_scene(scene, on_view)
     with stopwatch.section("annotate"):
         counts = visible_pixels(views.masks)
-        refs = generate_refs(scene, counts, config.min_visible_pixels)
+        expressions = generate_pairs(scene, counts, config.min_visible_pixels, resolve_templates(None))
     render = SceneRender(
         scene=scene,
         images=views.images,
@@ -78,7 +86,7 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
         world_to_camera=rig.world_to_camera(scene.rig),
         visible_pixels=counts,
     )
-    return render, refs
+    return render, expressions
 
 
 def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
@@ -104,18 +112,26 @@ def render_shard(config: RenderConfig, shard: ShardSpec, out: Path, renderer: Re
     This is the function every runner calls (local loop, farm job, Blender script).
     """
     stopwatch = stopwatch or Stopwatch()
-    renders, refs = [], []
+    renders, expressions = [], []
     for index in shard.scene_indices:
-        render, scene_refs = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
+        render, scene_expressions = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
         renders.append(render)
-        refs.append(scene_refs)
-    pairs = sum(len(r) for r in refs)
+        expressions.append(scene_expressions)
     path = shard.path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
+    attrs = {**shard_attrs(config, shard, blender), **expression_attrs(expressions)}
     with stopwatch.section("write"):
-        write_shard(path, renders, refs, {**shard_attrs(config, shard, blender), "pair_count": pairs},
-                    split=shard.split, shard_index=shard.index)
-    return pairs
+        write_shard(path, renders, [e.refs for e in expressions], attrs, split=shard.split, shard_index=shard.index)
+    return attrs["pair_count"]
+
+
+def expression_attrs(expressions: list[ExpressionResult]) -> dict[str, int]:
+    """Pair counts a shard carries, summed into the manifest."""
+    return {
+        "pair_count": sum(len(e.refs) for e in expressions),
+        "dropped_referent_hidden": sum(e.dropped_referent for e in expressions),
+        "dropped_related_hidden": sum(e.dropped_related for e in expressions),
+    }
 
 
 def check_output(out: Path, config: RenderConfig) -> None:
@@ -170,10 +186,14 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
     splits = {}
     for split in SPLITS:
         mine = [s for s in shards if s.split == split]
+        attrs = [read_shard_attrs(s.path(out)) for s in mine]
+        counted = lambda key: sum(int(a.get(key, 0)) for a in attrs)  # noqa: E731
         splits[split] = {
             "scenes": sum(s.scene_count for s in mine),
             "shards": [s.name for s in mine],
-            "pairs": sum(int(read_shard_attrs(s.path(out)).get("pair_count", 0)) for s in mine),
+            "pairs": counted("pair_count"),
+            "dropped_referent_hidden": counted("dropped_referent_hidden"),
+            "dropped_related_hidden": counted("dropped_related_hidden"),
         }
     manifest = {
         "generator": "clevr-remv",
@@ -213,3 +233,26 @@ def _blender_from_shards(config: RenderConfig, out: Path) -> str:
         if shard_is_complete(shard.path(out)):
             return str(read_shard_attrs(shard.path(out)).get("blender_version", "unknown"))
     return "unknown"
+
+
+def regenerate_expressions(out: Path, templates: Path | None = None,
+                           on_shard: Callable[[Path], None] | None = None) -> Path:
+    """Rewrite every shard's refs from its stored scenes and pixel counts: no re-rendering.
+
+    Each shard is replaced atomically; the manifest is rewritten last with the new counts.
+    """
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise FileNotFoundError(f"{out / 'dataset.json'} not found: render the dataset first")
+    config = from_dict(manifest["config"])
+    template_set = resolve_templates(templates)
+    for split in manifest["splits"].values():
+        for name in split["shards"]:
+            path = out / name
+            with ShardReader(path) as shard:
+                scenes = [(shard.scene(i), shard.visible_pixels(i)) for i in range(len(shard))]
+            results = [generate_pairs(scene, counts, config.min_visible_pixels, template_set) for scene, counts in scenes]
+            replace_refs(path, [r.refs for r in results], expression_attrs(results))
+            if on_shard is not None:
+                on_shard(path)
+    return finish_dataset(config, out, manifest.get("blender_version", "unknown"))

@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -100,3 +101,38 @@ def test_gpu_requested_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None
     result = invoke("render", *TINY_ARGS, "--device", "gpu", "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "found no GPU")
     assert not list((tmp_path / "out").rglob("*.h5"))
+
+
+def test_expressions_are_regenerated_without_rendering(tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import h5py
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, copy)
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    # A user's edit: only zero-hop sentences from now on.
+    for name in ("one_hop_spatial.json", "one_hop_same.json"):
+        (templates / name).unlink()
+    result = invoke("expressions", str(copy), "--templates", str(templates))
+    assert result.exit_code == 0, result.output
+    with h5py.File(copy / "train/shard-00000.h5", "r") as new, h5py.File(tiny_dataset / "train/shard-00000.h5", "r") as old:
+        assert set(new["refs/family"].asstr()[:]) == {"zero_hop"}
+        assert "one_hop_spatial" in set(old["refs/family"].asstr()[:])
+        np.testing.assert_array_equal(new["images"][:], old["images"][:])  # pixels untouched
+    manifest = json.loads((copy / "dataset.json").read_text())
+    with h5py.File(copy / "train/shard-00000.h5", "r") as f:
+        assert manifest["splits"]["train"]["pairs"] == len(f["refs/id"])
+
+
+def test_expressions_with_a_broken_template_fails_with_one_line(tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    (templates / "zero_hop.json").write_text("{not json")
+    before = fingerprint(tiny_dataset)
+    result = invoke("expressions", str(tiny_dataset), "--templates", str(templates))
+    assert_one_line_error(result, "zero_hop.json")
+    assert fingerprint(tiny_dataset) == before
