@@ -62,7 +62,7 @@ def off_share(a: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
 
 def render_views(renderer: BlenderRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
     """Images of `views` at `quality` and the mean seconds per view (render + read-back)."""
-    apply_quality(renderer._scene, quality)
+    apply_quality(renderer._scene, quality, renderer.device)
     Ks, w2cs = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
     images, start = [], time.perf_counter()
     for view in views:

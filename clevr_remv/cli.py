@@ -71,13 +71,16 @@ def _blender_renderer(config: RenderConfig):
 @click.option("--samples", type=int, default=None, help="Cycles samples per pixel, overriding the preset's.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
               help="auto: best GPU backend Cycles finds (OptiX, CUDA, HIP, oneAPI, Metal), else CPU.")
+@click.option("--depth-bits", type=int, default=14, show_default=True,
+              help="Mantissa bits kept in float32 depth (23 = lossless; 14: relative error < 3.1e-5, 4x smaller).")
 @click.option("--scenes-per-shard", type=int, default=10, show_default=True, help="Scenes per HDF5 shard file.")
 @click.option("--shard", "only", default=None, metavar="SPLIT:N",
               help="Render only this shard (e.g. train:3), for farm jobs; the last one writes dataset.json.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
 def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
-           samples: int | None, device: str, scenes_per_shard: int, only: str | None, no_progress: bool, verbose: bool) -> None:
+           samples: int | None, device: str, depth_bits: int, scenes_per_shard: int, only: str | None,
+           no_progress: bool, verbose: bool) -> None:
     """Render a dataset into OUT (resumable: complete shards are skipped)."""
     setup_logging(verbose)
     from clevr_remv import pipeline
@@ -88,7 +91,8 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
         if samples is not None:
             quality = replace(quality, samples=samples)
         config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
-                              quality=quality, device=device, scenes_per_shard=scenes_per_shard)
+                              quality=quality, device=device, scenes_per_shard=scenes_per_shard,
+                              depth_mantissa_bits=depth_bits)
         shard = parse_shard(only, plan_shards(config)) if only else None
         sizes = config.split_sizes()
         log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",

@@ -78,6 +78,7 @@ class RenderConfig:
     lens_mm: float = 35.0
     sensor_mm: float = 32.0
     quality: Quality = field(default_factory=Quality)
+    depth_mantissa_bits: int = 14  # float32 depth rounded to this many mantissa bits (23: lossless)
     device: str = "auto"
     scenes_per_shard: int = 10
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -125,6 +126,7 @@ def validate(config: RenderConfig) -> None:
         (config.quality.denoiser_quality in ("HIGH", "BALANCED", "FAST"), "denoiser quality must be HIGH, BALANCED or FAST"),
         (config.quality.denoiser_prefilter in ("NONE", "FAST", "ACCURATE"), "denoiser prefilter must be NONE, FAST or ACCURATE"),
         (config.scenes_per_shard > 0, f"--scenes-per-shard must be positive, got {config.scenes_per_shard}"),
+        (1 <= config.depth_mantissa_bits <= 23, f"--depth-bits must be 1..23, got {config.depth_mantissa_bits}"),
         (config.baseline > 0, f"--baseline must be positive, got {config.baseline}"),
         (config.device in ("auto", "cpu", "gpu"), f"--device must be auto, cpu or gpu, got {config.device}"),
         (abs(sum(config.split_fractions) - 1.0) < 1e-9, "split fractions must add up to 1"),

@@ -52,3 +52,18 @@ def choose_device(requested: str, available: Mapping[str, Sequence[str]]) -> Dev
             "check the driver or use --device cpu"
         )
     return DeviceChoice("CPU", ())
+
+
+@dataclass(frozen=True)
+class DenoiserChoice:
+    denoiser: str  # Cycles' enum: OPENIMAGEDENOISE or OPTIX
+    use_gpu: bool  # run OpenImageDenoise on the GPU (Cycles 4.1+ supports NVIDIA, AMD, Intel, Apple)
+
+
+def choose_denoiser(device: DeviceChoice) -> DenoiserChoice:
+    """OptiX's denoiser on OptiX devices (it runs beside the render on the same card);
+    OpenImageDenoise elsewhere, on the GPU when rendering on one, so frames never
+    travel back to the CPU just to be denoised."""
+    if device.backend == "OPTIX":
+        return DenoiserChoice("OPTIX", True)
+    return DenoiserChoice("OPENIMAGEDENOISE", device.is_gpu)

@@ -21,6 +21,7 @@ from clevr_remv import __version__, rig
 from clevr_remv.config import RenderConfig, from_dict
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
 from clevr_remv.layout import LayoutError, draw_layout, scene_rng
+from clevr_remv.precision import round_mantissa
 from clevr_remv.records import SceneRender
 from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
@@ -81,7 +82,7 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
         scene=scene,
         images=views.images,
         masks=views.masks,
-        depth=views.depth,
+        depth=round_mantissa(views.depth, config.depth_mantissa_bits),
         intrinsics=rig.intrinsics(scene.rig),
         world_to_camera=rig.world_to_camera(scene.rig),
         visible_pixels=counts,
@@ -100,6 +101,7 @@ def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
         "rig_baseline": config.baseline,
         "rig_lens_mm": config.lens_mm,
         "rig_sensor_mm": config.sensor_mm,
+        "depth_mantissa_bits": config.depth_mantissa_bits,
         "width": config.width,
         "height": config.height,
     }

@@ -31,3 +31,12 @@ def test_gpu_without_a_gpu_is_a_clear_error() -> None:
 def test_description_for_the_log() -> None:
     assert choose_device("auto", {}).describe() == "CPU"
     assert "OPTIX on 2 GPU(s)" in choose_device("auto", {"OPTIX": ["a", "b"]}).describe()
+
+
+def test_denoiser_follows_the_device() -> None:
+    from clevr_remv.devices import DenoiserChoice, choose_denoiser
+
+    assert choose_denoiser(DeviceChoice("CPU", ())) == DenoiserChoice("OPENIMAGEDENOISE", False)
+    assert choose_denoiser(DeviceChoice("OPTIX", ("H100",))) == DenoiserChoice("OPTIX", True)
+    assert choose_denoiser(DeviceChoice("CUDA", ("H100",))) == DenoiserChoice("OPENIMAGEDENOISE", True)
+    assert choose_denoiser(DeviceChoice("HIP", ("RX 7900",))) == DenoiserChoice("OPENIMAGEDENOISE", True)

@@ -11,7 +11,7 @@ import logging
 import bpy
 
 from clevr_remv.config import Quality, RenderConfig
-from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_device
+from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_denoiser, choose_device
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,12 @@ def apply_device(scene: bpy.types.Scene, choice: DeviceChoice) -> None:
 def select_device(scene: bpy.types.Scene, requested: str) -> DeviceChoice:
     choice = choose_device(requested, available_gpus())
     apply_device(scene, choice)
-    log.info("Cycles device: %s (requested %s)", choice.describe(), requested)
+    log.info("Cycles device: %s (requested %s); denoiser %s", choice.describe(), requested,
+             choose_denoiser(choice).denoiser)
     return choice
 
 
-def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
+def apply_settings(scene: bpy.types.Scene, config: RenderConfig, device: DeviceChoice) -> None:
     """Resolution, samples, denoiser, light paths and the pass outputs the pipeline reads."""
     render = scene.render
     render.engine = "CYCLES"
@@ -67,7 +68,7 @@ def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
 
-    apply_quality(scene, config.quality)
+    apply_quality(scene, config.quality, device)
 
     layer = scene.view_layers[0]
     layer.use_pass_z = True
@@ -79,7 +80,7 @@ def apply_settings(scene: bpy.types.Scene, config: RenderConfig) -> None:
     image.exr_codec = "NONE"  # a RAM file read once: compression only costs time
 
 
-def apply_quality(scene: bpy.types.Scene, quality: Quality) -> None:
+def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice) -> None:
     """Sampling, denoiser and light paths.
 
     CLEVR scenes are opaque, matte or metallic, with no glass: transmission and volume
@@ -90,7 +91,9 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality) -> None:
     cycles.use_adaptive_sampling = quality.adaptive_threshold > 0
     cycles.adaptive_threshold = quality.adaptive_threshold
     cycles.use_denoising = quality.denoise
-    cycles.denoiser = "OPENIMAGEDENOISE"
+    denoiser = choose_denoiser(device)
+    cycles.denoiser = denoiser.denoiser
+    cycles.denoising_use_gpu = denoiser.use_gpu
     cycles.denoising_quality = quality.denoiser_quality
     cycles.denoising_prefilter = quality.denoiser_prefilter
     cycles.denoising_input_passes = quality.denoiser_passes
@@ -106,6 +109,6 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality) -> None:
     cycles.seed = 0
 
 
-def apply_probe_settings(scene: bpy.types.Scene) -> None:
+def apply_probe_settings(scene: bpy.types.Scene, device: DeviceChoice) -> None:
     """The cheapest render whose object-index pass is still exact (1 sample, no bounces)."""
-    apply_quality(scene, Quality(samples=1, denoise=False, max_bounces=0))
+    apply_quality(scene, Quality(samples=1, denoise=False, max_bounces=0), device)

@@ -68,8 +68,8 @@ class BlenderRenderer:
             self._scene = reset_blender()
             self._camera = build_static_world(self._scene)
         self._assets = AssetLibrary()
-        apply_settings(self._scene, config)
         self.device = select_device(self._scene, config.device)
+        apply_settings(self._scene, config, self.device)
         ram = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self._tmp = Path(tempfile.mkdtemp(prefix="clevr-remv-", dir=ram))
         self._scene.render.filepath = str(self._tmp / "view.exr")
@@ -112,11 +112,11 @@ class BlenderRenderer:
         spec = scene.rig
         view = spec.centre_view
         self._place_camera(spec, rig.intrinsics(spec)[view], rig.world_to_camera(spec)[view])
-        apply_probe_settings(self._scene)
+        apply_probe_settings(self._scene, self.device)
         try:
             return self._render_view(with_image=False, section="probe").mask
         finally:
-            apply_settings(self._scene, self.config)
+            apply_settings(self._scene, self.config, self.device)
 
     def render_scene(self, scene: Scene, on_view: Callable[[], None] | None = None) -> RenderedViews:
         """All views of one scene: the scene is built once, only the camera moves."""
