@@ -46,22 +46,24 @@ class Quality:
     "Performance".
     """
 
-    samples: int = 16
+    samples: int = 12
     adaptive_threshold: float = 0.0  # noise level at which a pixel stops sampling; 0 disables
     denoise: bool = True
     denoiser_quality: str = "HIGH"  # OpenImageDenoise: HIGH, BALANCED or FAST
-    denoiser_prefilter: str = "ACCURATE"  # of the albedo/normal guides: NONE, FAST or ACCURATE
+    denoiser_prefilter: str = "FAST"  # of the albedo/normal guides: NONE, FAST or ACCURATE
     denoiser_passes: str = "RGB_ALBEDO_NORMAL"  # RGB, RGB_ALBEDO or RGB_ALBEDO_NORMAL
     max_bounces: int = 4
     diffuse_bounces: int = 2
     glossy_bounces: int = 4
     fast_gi: bool = False
+    light_tree: bool = False  # Cycles' many-light sampler: with three lights it costs more than it saves
 
 
+# Measured in bench/bench_render.py against a 2048-sample reference (README, "Performance").
 QUALITY_PRESETS: dict[str, Quality] = {
-    "draft": Quality(samples=4, denoiser_quality="FAST", denoiser_prefilter="FAST"),
+    "draft": Quality(samples=4, denoiser_quality="FAST"),
     "default": Quality(),
-    "final": Quality(samples=64),
+    "final": Quality(samples=64, denoiser_prefilter="ACCURATE", light_tree=True),
 }
 
 

@@ -101,6 +101,7 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
     cycles.diffuse_bounces = quality.diffuse_bounces
     cycles.glossy_bounces = quality.glossy_bounces
     cycles.use_fast_gi = quality.fast_gi
+    cycles.use_light_tree = quality.light_tree
     cycles.transmission_bounces = 0
     cycles.volume_bounces = 0
     cycles.transparent_max_bounces = 0
