@@ -148,12 +148,13 @@ def check_output(out: Path, config: RenderConfig) -> None:
     manifest = read_manifest(out)
     if manifest is not None:
         _compare(ours, manifest.get("config", {}), out / "dataset.json")
-    for shard in plan_shards(config):
+    shards = plan_shards(config)
+    for shard in shards:
         path = shard.path(out)
         if shard_is_complete(path):
             _compare(ours, json.loads(read_shard_attrs(path)["config"]), path)
-    stray = [p for p in out.glob("*/shard-*.h5") if p.relative_to(out).as_posix() not in
-             {s.name for s in plan_shards(config)}]
+    planned = {s.name for s in shards}
+    stray = [p for p in out.glob("*/shard-*.h5") if p.relative_to(out).as_posix() not in planned]
     if stray:
         raise OutputConflict(f"{out} holds shards of another dataset (e.g. {stray[0]}); use a new --out")
 

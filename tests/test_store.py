@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import h5py
@@ -215,7 +216,8 @@ def test_invalid_input_rejected_before_io(tmp_path: Path, data) -> None:
 def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
     final = tmp_path / "shard-00000.h5"
     with atomic_path(final) as tmp:
-        assert tmp.parent == tmp_path and tmp.name == f".shard-00000.h5.tmp-{os.getpid()}"
+        assert tmp.parent == tmp_path and tmp.name.startswith(".shard-00000.h5.tmp-")
+        assert tmp.name.endswith(f"-{os.getpid()}") and socket.gethostname() in tmp.name
         tmp.write_text("new")
         assert not final.exists()
     assert final.read_text() == "new"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +18,15 @@ from typing import Any
 
 
 def temp_path_for(final: Path) -> Path:
-    """The hidden temporary name for `final`: `.shard-00000.h5.tmp-<pid>`.
+    """The hidden temporary name for `final`: `.shard-00000.h5.tmp-<host>-<pid>`.
 
-    Hidden so that globbing `shard-*.h5` never picks it up; the pid keeps two processes
-    that race on the same shard from writing into one file.
+    Hidden so that globbing `shard-*.h5` never picks it up; host and pid keep two
+    processes that race on the same shard (on one machine, or on farm nodes sharing a
+    filesystem) from writing into one file.
     """
     final = Path(final)
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    host = socket.gethostname().replace("/", "_") or "host"
+    return final.with_name(f".{final.name}.tmp-{host}-{os.getpid()}")
 
 
 def fsync_file(path: Path) -> None:
