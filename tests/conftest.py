@@ -18,17 +18,19 @@ def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny") / "out"
+def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    out = tmp_path_factory.mktemp(name) / "out"
     result = run_cli("render", *TINY_ARGS, "--out", str(out))
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_tiny(tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset_again(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-again") / "out"
-    result = run_cli("render", *TINY_ARGS, "--out", str(out))
-    assert result.exit_code == 0, result.output
-    return out
+    """The same arguments rendered a second time, for determinism checks."""
+    return render_tiny(tmp_path_factory, "tiny-again")
