@@ -80,7 +80,7 @@ class RenderConfig:
     lens_mm: float = 35.0
     sensor_mm: float = 32.0
     quality: Quality = field(default_factory=Quality)
-    depth_mantissa_bits: int = 14  # float32 depth rounded to this many mantissa bits (23: lossless)
+    depth_mantissa_bits: int = 12  # float32 depth rounded to this many mantissa bits (23: lossless)
     device: str = "auto"
     scenes_per_shard: int = 10
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)

@@ -27,13 +27,16 @@ SCHEMA_VERSION = 1
 
 # Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
 # filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
-# without plugins. Chosen with bench/bench_storage.py (synthetic 480x320 data):
-# - images: gzip 4. Levels 6-9 save < 2 % for 3x slower writes; shuffle is a no-op on
-#   bytes; the plugins' zstd reads ~2x faster but is not smaller.
-# - masks: gzip 6, ~25 % smaller than gzip 4 at similar speed; < 1 % of a shard anyway.
-# - depth: byte shuffle + gzip 4, ~25 % smaller than gzip alone. Scale-offset is lossy
-#   and does nothing on chunks that hold +inf.
-IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=False)
+# without plugins. Chosen with bench/bench_storage.py and a real 81-view scene at the
+# default quality (README, "Performance"):
+# - images: gzip 6: 7.7 MB/scene against 8.2 (gzip 4) and 7.6 (gzip 9, 3x slower to
+#   write); 1.1 s to write a scene that took 200 s to render. Shuffle is a no-op on
+#   bytes; the plugins' zstd and Blosc2 were no smaller.
+# - masks: gzip 6, ~25 % smaller than gzip 4 at similar speed; < 2 % of a shard anyway.
+# - depth: byte shuffle + gzip 4, ~25 % smaller than gzip alone; with the pipeline's
+#   mantissa rounding (clevr_remv/precision.py) 2.0 MB/scene instead of 11. Scale-offset
+#   does nothing on chunks that hold +inf.
+IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False)
 MASK_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False)
 DEPTH_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=True)
 # Cameras, pixel counts and refs are tiny next to the images (< 0.1 %): store them plain.
