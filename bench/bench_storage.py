@@ -45,6 +45,8 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from clevr_remv.config import RenderConfig  # noqa: E402
+from clevr_remv.precision import round_mantissa  # noqa: E402
 from clevr_remv.store import shard as shard_module  # noqa: E402
 from clevr_remv.vocabulary import COLORS  # noqa: E402
 
@@ -61,6 +63,7 @@ class Setting:
     label: str
     kwargs: dict[str, Any]
     plugin: bool = False
+    mantissa_bits: int | None = None  # depth rounded first (clevr_remv.precision), as the pipeline does
 
 
 def builtin_settings(kind: str) -> list[Setting]:
@@ -72,6 +75,9 @@ def builtin_settings(kind: str) -> list[Setting]:
         out.append(Setting("shuffle+lzf", dict(compression="lzf", shuffle=True)))
         for level in (1, 4, 6, 9):
             out.append(Setting(f"shuffle+gzip{level}", dict(compression="gzip", compression_opts=level, shuffle=True)))
+        for bits in (16, 14, 12, 10):
+            out.append(Setting(f"round{bits}+shuffle+gzip4 (lossy)",
+                               dict(compression="gzip", compression_opts=4, shuffle=True), mantissa_bits=bits))
         # Lossy D-scaling to 1e-3; with +inf in a chunk HDF5 stores it unscaled (a no-op).
         out.append(Setting("scaleoffset3+gzip4 (lossy)", dict(scaleoffset=3, compression="gzip", compression_opts=4)))
     else:
@@ -206,6 +212,8 @@ def measure(kind: str, array: np.ndarray, setting: Setting, workdir: Path, repea
     """Best-of-`repeats` figures of one setting on one dataset."""
     path = workdir / f"{kind}.h5"
     mb = array.nbytes / 1e6
+    if setting.mantissa_bits is not None:
+        array = round_mantissa(array, setting.mantissa_bits)
     try:
         writes, reads = [], []
         for _ in range(repeats):
@@ -221,7 +229,8 @@ def measure(kind: str, array: np.ndarray, setting: Setting, workdir: Path, repea
         "kind": kind,
         "setting": setting.label,
         "plugin": setting.plugin,
-        "current": setting.kwargs == {k: v for k, v in current_label(kind).items() if v is not False},
+        "current": setting.kwargs == {k: v for k, v in current_label(kind).items() if v is not False}
+        and setting.mantissa_bits == (RenderConfig().depth_mantissa_bits if kind == "depth" else None),
         "bytes_per_scene": int(size / array.shape[0]),
         "ratio": round(array.nbytes / size, 2),
         "write_MBps": round(mb / min(writes), 1),

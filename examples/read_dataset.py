@@ -19,7 +19,12 @@ from clevr_remv.store import DatasetReader
 def main(root: str) -> None:
     dataset = DatasetReader(root)
     print("splits:", {s: dataset.manifest["splits"][s]["scenes"] for s in dataset.splits})
-    shard, row = next(dataset.iter_scenes("train"))
+    for shard, row in dataset.iter_scenes("train"):  # the shard stays open inside the loop
+        show_scene(shard, row)
+        break
+
+
+def show_scene(shard, row: int) -> None:
     scene = shard.scene(row)
     print(f"scene {scene.index}: {len(scene.objects)} objects, {shard.num_views} views of {shard.image_size}")
     for obj in scene.objects:
@@ -36,7 +41,6 @@ def main(root: str) -> None:
         image[referent] = (0.5 * image[referent] + 0.5 * np.array([255, 0, 0])).astype(np.uint8)
         print(f"saved example.png: {pairs[0]['expression']!r} in red")
     Image.fromarray(image).save("example.png")
-    shard.close()
 
 
 if __name__ == "__main__":

@@ -133,3 +133,14 @@ def test_same_arguments_give_identical_data(tiny_dataset: Path, tiny_dataset_aga
     assert [p.relative_to(tiny_dataset) for p in first] == [p.relative_to(tiny_dataset_again) for p in second]
     for a, b in zip(first, second):
         assert_same_shard(a, b)
+
+
+def test_the_reading_example_runs_on_a_rendered_dataset(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    import runpy
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["read_dataset.py", str(tiny_dataset)])
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/read_dataset.py"), run_name="__main__")
+    saved = (tmp_path / "example.png")
+    assert saved.exists() and saved.stat().st_size > 0
