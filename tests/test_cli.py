@@ -136,3 +136,20 @@ def test_expressions_with_a_broken_template_fails_with_one_line(tiny_dataset: Pa
     result = invoke("expressions", str(tiny_dataset), "--templates", str(templates))
     assert_one_line_error(result, "zero_hop.json")
     assert fingerprint(tiny_dataset) == before
+
+
+def test_blender_script_entry_point_passes_arguments_to_render(tmp_path: Path) -> None:
+    """`blender -b -P blender_scripts/render_shard.py -- ARGS` runs `clevr-remv render ARGS`.
+
+    No Blender binary here: the script is run by the Python that has `bpy`, which is what
+    Blender's own interpreter does with it.
+    """
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "blender_scripts/render_shard.py"
+    shown = subprocess.run([sys.executable, str(script), "--", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0 and "--shard SPLIT:N" in shown.stdout
+    refused = subprocess.run([sys.executable, str(script), "--", "--scenes", "0", "--out", str(tmp_path / "o")],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert refused.returncode == 1 and "Error: --scenes must be positive" in refused.stderr
