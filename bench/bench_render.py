@@ -38,11 +38,9 @@ import h5py  # noqa: E402
 
 from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import QUALITY_PRESETS, Quality, RenderConfig  # noqa: E402
-from clevr_remv.render.cycles import apply_quality  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_stdout  # noqa: E402
 from clevr_remv.scene import Scene  # noqa: E402
 from clevr_remv.shards import ShardSpec  # noqa: E402
-from clevr_remv import rig  # noqa: E402
 
 DATASET_SCENES = 10_000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,13 +63,9 @@ def off_share(a: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
 
 def render_views(renderer: BlenderRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
     """Images of `views` at `quality` and the mean seconds per view (render + read-back)."""
-    apply_quality(renderer._scene, quality, renderer.device)
-    Ks, w2cs = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
-    images, start = [], time.perf_counter()
-    for view in views:
-        renderer._place_camera(scene.rig, Ks[view], w2cs[view])
-        images.append(renderer._render_view().image)
-    return np.stack(images), (time.perf_counter() - start) / len(views)
+    start = time.perf_counter()
+    images = renderer.render_images(scene, views, quality)
+    return images, (time.perf_counter() - start) / len(views)
 
 
 def measure_pipeline(config: RenderConfig) -> dict:

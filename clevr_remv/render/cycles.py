@@ -15,6 +15,9 @@ from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_denoiser, choo
 
 log = logging.getLogger(__name__)
 
+# The cheapest render whose object-index pass is still exact: 1 sample, no bounces.
+PROBE_QUALITY = Quality(samples=1, denoise=False, max_bounces=0)
+
 
 def _cycles_preferences():
     return bpy.context.preferences.addons["cycles"].preferences
@@ -109,7 +112,3 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
     cycles.caustics_refractive = False
     cycles.seed = 0
 
-
-def apply_probe_settings(scene: bpy.types.Scene, device: DeviceChoice) -> None:
-    """The cheapest render whose object-index pass is still exact (1 sample, no bounces)."""
-    apply_quality(scene, Quality(samples=1, denoise=False, max_bounces=0), device)

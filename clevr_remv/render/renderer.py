@@ -16,10 +16,10 @@ import bpy
 import numpy as np
 
 from clevr_remv import rig
-from clevr_remv.config import RenderConfig
+from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.render.assets import AssetLibrary
 from clevr_remv.render.build import build_scene, build_static_world, reset_blender
-from clevr_remv.render.cycles import apply_probe_settings, apply_settings, select_device
+from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_settings, select_device
 from clevr_remv.render.passes import ViewPasses, read_passes
 from clevr_remv.scene import Scene
 from clevr_remv.timing import Stopwatch
@@ -94,9 +94,10 @@ class BlenderRenderer:
             self._camera.data.sensor_width = scene.rig.sensor_mm
             self._built = key
 
-    def _place_camera(self, spec: rig.RigSpec, K: np.ndarray, w2c: np.ndarray) -> None:
+    def _place_camera(self, spec: rig.RigSpec, view: int) -> None:
         from mathutils import Matrix
 
+        K, w2c = rig.intrinsics(spec)[view], rig.world_to_camera(spec)[view]
         self._camera.matrix_world = Matrix(rig.blender_matrix_world(w2c).tolist())
         self._camera.data.shift_x, self._camera.data.shift_y = rig.blender_shift(K, spec.width, spec.height)
 
@@ -106,28 +107,41 @@ class BlenderRenderer:
         with self.stopwatch.section("readback"):
             return read_passes(self._scene.render.filepath, with_image=with_image)
 
+    @contextlib.contextmanager
+    def _quality(self, quality: Quality) -> Iterator[None]:
+        """Render with other sampling settings for a while, then back to the configured ones."""
+        apply_quality(self._scene, quality, self.device)
+        try:
+            yield
+        finally:
+            apply_settings(self._scene, self.config, self.device)
+
     def probe_centre_mask(self, scene: Scene) -> np.ndarray:
         """Instance mask of the central view from a 1-sample render (the index pass is exact)."""
         self._ensure_built(scene)
-        spec = scene.rig
-        view = spec.centre_view
-        self._place_camera(spec, rig.intrinsics(spec)[view], rig.world_to_camera(spec)[view])
-        apply_probe_settings(self._scene, self.device)
-        try:
+        self._place_camera(scene.rig, scene.rig.centre_view)
+        with self._quality(PROBE_QUALITY):
             return self._render_view(with_image=False, section="probe").mask
-        finally:
-            apply_settings(self._scene, self.config, self.device)
+
+    def render_images(self, scene: Scene, views: list[int], quality: Quality) -> np.ndarray:
+        """(len(views), H, W, 3) images at another quality: benchmarks compare settings on one scene."""
+        self._ensure_built(scene)
+        images = []
+        with self._quality(quality):
+            for view in views:
+                self._place_camera(scene.rig, view)
+                images.append(self._render_view().image)
+        return np.stack(images)
 
     def render_scene(self, scene: Scene, on_view: Callable[[], None] | None = None) -> RenderedViews:
         """All views of one scene: the scene is built once, only the camera moves."""
         self._ensure_built(scene)
         spec = scene.rig
-        Ks, w2cs = rig.intrinsics(spec), rig.world_to_camera(spec)
         images = np.empty((spec.views, spec.height, spec.width, 3), np.uint8)
         masks = np.empty((spec.views, spec.height, spec.width), np.uint8)
         depth = np.empty((spec.views, spec.height, spec.width), np.float32)
         for view in range(spec.views):
-            self._place_camera(spec, Ks[view], w2cs[view])
+            self._place_camera(spec, view)
             passes = self._render_view()
             images[view], masks[view], depth[view] = passes.image, passes.mask, passes.depth
             if on_view is not None:
