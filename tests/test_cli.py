@@ -153,3 +153,16 @@ def test_blender_script_entry_point_passes_arguments_to_render(tmp_path: Path) -
     refused = subprocess.run([sys.executable, str(script), "--", "--scenes", "0", "--out", str(tmp_path / "o")],
                              capture_output=True, text=True, cwd=tmp_path)
     assert refused.returncode == 1 and "Error: --scenes must be positive" in refused.stderr
+
+
+def test_farm_jobs_render_one_shard_each_and_the_last_writes_the_manifest(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "farm"
+    first = invoke("render", *TINY_ARGS, "--out", str(out), "--shard", "val:0")
+    assert first.exit_code == 0, first.output
+    assert (out / "val/shard-00000.h5").exists() and not (out / "train").exists()
+    assert not (out / "dataset.json").exists()  # not every shard exists yet
+    last = invoke("render", *TINY_ARGS, "--out", str(out), "--shard", "train:0")
+    assert last.exit_code == 0, last.output
+    assert json.loads((out / "dataset.json").read_text()) == json.loads((tiny_dataset / "dataset.json").read_text())
+    for name in ("train/shard-00000.h5", "val/shard-00000.h5"):
+        assert_same_shard(out / name, tiny_dataset / name)
