@@ -74,6 +74,7 @@ class BlenderRenderer:
         self._tmp = Path(tempfile.mkdtemp(prefix="clevr-remv-", dir=ram))
         self._scene.render.filepath = str(self._tmp / "view.exr")
         self._built: tuple[str, int, int] | None = None
+        self._rig: tuple[rig.RigSpec, np.ndarray, np.ndarray] | None = None  # built scene's rig, K, w2c
         self.stopwatch = Stopwatch()
 
     def close(self) -> None:
@@ -92,14 +93,16 @@ class BlenderRenderer:
                 build_scene(scene, self._assets)
             self._camera.data.lens = scene.rig.lens_mm
             self._camera.data.sensor_width = scene.rig.sensor_mm
+            self._rig = (scene.rig, rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig))
             self._built = key
 
-    def _place_camera(self, spec: rig.RigSpec, view: int) -> None:
+    def _place_camera(self, view: int) -> None:
+        """Move the one camera to `view` of the built scene's rig."""
         from mathutils import Matrix
 
-        K, w2c = rig.intrinsics(spec)[view], rig.world_to_camera(spec)[view]
-        self._camera.matrix_world = Matrix(rig.blender_matrix_world(w2c).tolist())
-        self._camera.data.shift_x, self._camera.data.shift_y = rig.blender_shift(K, spec.width, spec.height)
+        spec, Ks, w2cs = self._rig
+        self._camera.matrix_world = Matrix(rig.blender_matrix_world(w2cs[view]).tolist())
+        self._camera.data.shift_x, self._camera.data.shift_y = rig.blender_shift(Ks[view], spec.width, spec.height)
 
     def _render_view(self, with_image: bool = True, section: str = "render") -> ViewPasses:
         with self.stopwatch.section(section), quiet_stdout():
@@ -109,7 +112,12 @@ class BlenderRenderer:
 
     @contextlib.contextmanager
     def _quality(self, quality: Quality) -> Iterator[None]:
-        """Render with other sampling settings for a while, then back to the configured ones."""
+        """Render with other sampling settings for a while, then back to the configured ones.
+
+        The restore re-applies every setting, not only the quality: restoring just the
+        quality after the 1-sample probe made later renders differ between runs (caught by
+        the determinism tests), so the full re-apply is what keeps runs reproducible.
+        """
         apply_quality(self._scene, quality, self.device)
         try:
             yield
@@ -119,7 +127,7 @@ class BlenderRenderer:
     def probe_centre_mask(self, scene: Scene) -> np.ndarray:
         """Instance mask of the central view from a 1-sample render (the index pass is exact)."""
         self._ensure_built(scene)
-        self._place_camera(scene.rig, scene.rig.centre_view)
+        self._place_camera(scene.rig.centre_view)
         with self._quality(PROBE_QUALITY):
             return self._render_view(with_image=False, section="probe").mask
 
@@ -129,7 +137,7 @@ class BlenderRenderer:
         images = []
         with self._quality(quality):
             for view in views:
-                self._place_camera(scene.rig, view)
+                self._place_camera(view)
                 images.append(self._render_view().image)
         return np.stack(images)
 
@@ -141,7 +149,7 @@ class BlenderRenderer:
         masks = np.empty((spec.views, spec.height, spec.width), np.uint8)
         depth = np.empty((spec.views, spec.height, spec.width), np.float32)
         for view in range(spec.views):
-            self._place_camera(spec, view)
+            self._place_camera(view)
             passes = self._render_view()
             images[view], masks[view], depth[view] = passes.image, passes.mask, passes.depth
             if on_view is not None:
