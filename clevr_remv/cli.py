@@ -6,7 +6,9 @@ non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -128,3 +130,17 @@ def expressions(out: Path, templates: Path | None, verbose: bool) -> None:
     for split, entry in read_manifest(out)["splits"].items():
         click.echo(f"{split}: {entry['pairs']} pairs in {entry['scenes']} scenes")
     click.echo(f"updated {manifest}")
+
+
+def _register_commands() -> None:
+    """Add every `clevr_remv.commands.<name>.command` to the group (one file per command)."""
+    from clevr_remv import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"clevr_remv.commands.{info.name}")
+        command = getattr(module, "command", None)
+        if isinstance(command, click.Command):
+            main.add_command(command)
+
+
+_register_commands()
