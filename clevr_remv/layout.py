@@ -7,7 +7,10 @@ decided later, from a cheap render, by `pipeline.draw_scene`.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -98,30 +101,66 @@ def draw_objects(
     return tuple(objects)
 
 
-def draw_layout(
-    rng: np.random.Generator, config: RenderConfig, split: str, index: int, attempt: int = 0
-) -> Scene:
-    """One candidate scene; restarts (bounded, no recursion) until every object fits."""
+@dataclass(frozen=True)
+class SceneFrame:
+    """What a scene keeps across its re-draws: object count, camera and lights.
+
+    CLEVR re-places the objects of a scene that fails its visibility check but keeps its
+    object count, camera and lights. Re-drawing the count as well would bias the dataset
+    towards few objects (crowded scenes fail most often), so the frame is drawn once.
+    """
+
+    count: int
+    rig: RigSpec
+    directions: dict[str, Vec3]
+    lights: tuple[Light, ...]
+
+
+def draw_frame(rng: np.random.Generator, config: RenderConfig) -> SceneFrame:
     layout = config.layout
-    # The count is drawn once so that crowded scenes are not under-represented by restarts.
     count = int(rng.integers(layout.min_objects, layout.max_objects + 1))
-    for _ in range(layout.layout_restarts):
-        rig = draw_rig(rng, config)
-        directions = ground_directions(rig.position, rig.look_at)
-        lights = draw_lights(rng, layout)
-        objects = draw_objects(rng, count, directions, layout)
+    rig = draw_rig(rng, config)
+    directions = ground_directions(rig.position, rig.look_at)
+    return SceneFrame(count, rig, directions, draw_lights(rng, layout))
+
+
+def draw_candidate(
+    rng: np.random.Generator, config: RenderConfig, frame: SceneFrame, split: str, index: int, attempt: int
+) -> Scene:
+    """The frame's objects placed anew (attributes, positions, rotations); bounded restarts."""
+    for _ in range(config.layout.layout_restarts):
+        objects = draw_objects(rng, frame.count, frame.directions, config.layout)
         if objects is not None:
             return Scene(
                 split=split,
                 index=index,
                 seed=(config.seed, SPLITS.index(split), index),
                 attempt=attempt,
-                directions=directions,
+                directions=frame.directions,
                 objects=objects,
-                lights=lights,
-                rig=rig,
+                lights=frame.lights,
+                rig=frame.rig,
             )
-    raise LayoutError(f"no valid layout for {split} scene {index} after {layout.layout_restarts} restarts")
+    raise LayoutError(
+        f"no valid layout of {frame.count} objects for {split} scene {index} "
+        f"after {config.layout.layout_restarts} restarts"
+    )
+
+
+def layout_candidates(rng: np.random.Generator, config: RenderConfig, split: str, index: int) -> Iterator[Scene]:
+    """Successive candidates of one scene from one generator: attempt 0, 1, 2 ...
+
+    All share the frame (count, camera, lights); the caller takes the first one that passes
+    its visibility check, so the accepted scene is deterministic.
+    """
+    frame = draw_frame(rng, config)
+    for attempt in itertools.count():
+        yield draw_candidate(rng, config, frame, split, index, attempt)
+
+
+def draw_layout(rng: np.random.Generator, config: RenderConfig, split: str, index: int) -> Scene:
+    """The first candidate: a valid layout before any visibility check."""
+    return next(layout_candidates(rng, config, split, index))
 
 
 def relation_holds(a: SceneObject, b: SceneObject, direction: Vec3, threshold: float = 0.2) -> bool:

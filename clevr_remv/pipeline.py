@@ -7,6 +7,7 @@ The renderer is passed in, so this module never imports Blender.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 from clevr_remv import __version__, rig
 from clevr_remv.config import RenderConfig, from_dict
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
-from clevr_remv.layout import LayoutError, draw_layout, scene_rng
+from clevr_remv.layout import LayoutError, layout_candidates, scene_rng
 from clevr_remv.precision import round_mantissa
 from clevr_remv.records import SceneRender
 from clevr_remv.scene import SPLITS, Scene
@@ -53,13 +54,14 @@ class OutputConflict(ValueError):
 
 
 def draw_scene(config: RenderConfig, split: str, index: int, probe: Callable[[Scene], np.ndarray]) -> Scene:
-    """The first layout from this scene's generator whose every object is seen in the centre view.
+    """The first candidate layout whose every object is seen in the centre view.
 
-    Re-draws continue the same generator, so the accepted scene is deterministic.
+    A re-draw re-places the objects but keeps the object count, camera and lights
+    (layout.SceneFrame), as CLEVR does.
     """
     rng = scene_rng(config.seed, split, index)
-    for attempt in range(config.visibility_attempts):
-        scene = draw_layout(rng, config, split, index, attempt)
+    candidates = layout_candidates(rng, config, split, index)
+    for scene in itertools.islice(candidates, config.visibility_attempts):
         if not hidden_objects(probe(scene), len(scene.objects), config.min_visible_pixels):
             return scene
     raise LayoutError(
