@@ -1,0 +1,203 @@
+"""A training loader: one sample per (referring pair, view), read lazily from the shards.
+
+    from clevr_remv import RefDataset
+
+    train = RefDataset("out", "train")                    # centre view only, as the thesis trains
+    test = RefDataset("out", "test", views="corners")     # the four corner views
+    sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id, scene, object, view
+
+It has the shape of a PyTorch map-style `Dataset` (`__len__`, `__getitem__`) without
+importing torch, so `torch.utils.data.DataLoader(RefDataset(...), num_workers=4)` works
+as is. Construction reads only the small per-pair datasets; `__getitem__` decompresses one
+image chunk and one mask chunk (the shards store one view per chunk). HDF5 handles are
+never pickled: each process opens its own on first use, and a forked child notices the
+pid change and reopens, so it is safe under both the fork and the spawn start methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from math import isqrt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ViewSpec = str | int | Sequence[int]
+
+
+def select_views(views: ViewSpec, grid: int) -> list[int]:
+    """View indices of an N x N rig named by "center", "corners", "all", "0,2,6" or a list.
+
+    One-line ValueError for anything that is not a view of this rig, so a typo on the
+    command line never silently selects nothing.
+    """
+    n_views = grid * grid
+    if isinstance(views, str):
+        name = views.strip().lower()
+        if name in ("center", "centre"):
+            return [n_views // 2]
+        if name == "corners":
+            return [0, grid - 1, n_views - grid, n_views - 1]
+        if name == "all":
+            return list(range(n_views))
+        try:
+            chosen = [int(part) for part in name.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"views {views!r}: expected center, corners, all or a comma-separated list of "
+                             f"view indices 0..{n_views - 1}") from None
+    elif isinstance(views, (int, np.integer)):
+        chosen = [int(views)]
+    else:
+        chosen = [int(v) for v in views]
+    if not chosen:
+        raise ValueError("views: no view given")
+    for v in chosen:
+        if not 0 <= v < n_views:
+            raise ValueError(f"view {v} is outside the {grid}x{grid} rig (views 0..{n_views - 1})")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"views {chosen}: a view is listed twice")
+    return chosen
+
+
+def rig_grid(manifest: dict[str, Any]) -> int:
+    """N of the N x N rig a dataset was rendered with, from its manifest."""
+    grid = manifest.get("config", {}).get("grid")
+    if grid is None:
+        grid = isqrt(int(manifest["views"]))
+    return int(grid)
+
+
+def scene_indices(f: Any) -> np.ndarray:
+    """Split-wide scene index of every row of an open shard.
+
+    The pipeline records `first_scene`; shards written without it fall back to the
+    scene descriptions (a few kB of JSON per scene).
+    """
+    rows = int(f["scenes"].shape[0])
+    if "first_scene" in f.attrs:
+        return int(f.attrs["first_scene"]) + np.arange(rows)
+    return np.array([json.loads(s)["index"] for s in f["scenes"].asstr()[()]], dtype=np.int64)
+
+
+class RefDataset:
+    """Referring expression segmentation samples of one split: (pair, view) -> image, mask, sentence.
+
+    `views`: "center" (default), "corners", "all", or a list of view indices of the rig.
+    `visible_only` (default True) leaves out (pair, view) samples whose referent is below the
+    visibility threshold in that view (`refs/visible`), as the thesis does. `transform`, if
+    given, is called on each sample dict and its result returned instead.
+    """
+
+    def __init__(self, root: Path | str, split: str, views: ViewSpec = "center", *,
+                 visible_only: bool = True, transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        from clevr_remv.store import DatasetReader
+
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        self.visible_only = visible_only
+        reader = DatasetReader(self.root)
+        if split not in reader.splits:
+            raise ValueError(f"split {split!r} not in {self.root} (have {', '.join(reader.splits)})")
+        self.grid = rig_grid(reader.manifest)
+        self.views = select_views(views, self.grid)
+        self.shards: list[str] = [str(p) for p in reader.shard_paths(split)]
+
+        parts = [_index_shard(path, shard_no, np.asarray(self.views, dtype=np.int16), visible_only)
+                 for shard_no, path in enumerate(self.shards)]
+        # Per pair (R, all shards): id, referent, split-wide scene index, sentence.
+        self.ref_ids = _concat([p["id"] for p in parts], np.int64)
+        self.ref_objects = _concat([p["object"] for p in parts], np.int16)
+        self.ref_scenes = _concat([p["scene"] for p in parts], np.int64)
+        self.sentences: list[str] = [s for p in parts for s in p["sentences"]]
+        # Per sample: shard, row, pair (index into the per-pair arrays) and view.
+        offsets = np.cumsum([0] + [len(p["id"]) for p in parts])
+        self._shard = _concat([np.full(len(p["pair"]), n, np.int32) for n, p in enumerate(parts)], np.int32)
+        self._row = _concat([p["row"] for p in parts], np.int32)
+        self._pair = _concat([p["pair"] + offsets[n] for n, p in enumerate(parts)], np.int64)
+        self._view = _concat([p["view"] for p in parts], np.int16)
+        self._files: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    # -- the map-style Dataset protocol
+
+    def __len__(self) -> int:
+        return int(len(self._pair))
+
+    def __getitem__(self, i: int) -> Any:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        i = int(i) % len(self)
+        shard, row, view = int(self._shard[i]), int(self._row[i]), int(self._view[i])
+        pair = int(self._pair[i])
+        f = self._file(shard)
+        obj = int(self.ref_objects[pair])
+        sample = {
+            "image": f["images"][row, view],
+            "mask": f["masks"][row, view] == obj,
+            "sentence": self.sentences[pair],
+            "ref_id": int(self.ref_ids[pair]),
+            "scene": int(self.ref_scenes[pair]),
+            "object": obj,
+            "view": view,
+            "shard": self.shards[shard],
+            "row": row,
+        }
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        return (f"RefDataset({str(self.root)!r}, {self.split!r}, views={self.views}, "
+                f"visible_only={self.visible_only}): {len(self)} samples")
+
+    # -- file handles: one set per process, never pickled
+
+    def _file(self, shard: int) -> Any:
+        if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
+            self._files = {}
+            self._pid = os.getpid()
+        f = self._files.get(shard)
+        if f is None:
+            import h5py
+
+            f = self._files[shard] = h5py.File(self.shards[shard], "r")
+        return f
+
+    def close(self) -> None:
+        """Close this process's open shard files (they reopen on the next access)."""
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+
+def _index_shard(path: str, shard_no: int, views: np.ndarray, visible_only: bool) -> dict[str, Any]:
+    """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        g = f["refs"]
+        rows = g["scene"][()].astype(np.int32)
+        keep = g["visible"][()][:, views]
+        if not visible_only:
+            keep = np.ones_like(keep, dtype=bool)
+        pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
+        return {
+            "id": g["id"][()], "object": g["object"][()], "scene": scene_indices(f)[rows],
+            "sentences": g["expression"].asstr()[()].tolist(),
+            "row": rows[pair], "pair": pair.astype(np.int64), "view": views[which],
+        }
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
