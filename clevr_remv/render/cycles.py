@@ -46,13 +46,18 @@ def apply_device(scene: bpy.types.Scene, choice: DeviceChoice) -> None:
         return
     prefs = _cycles_preferences()
     prefs.compute_device_type = choice.backend
+    gpus = [d for d in prefs.get_devices_for_type(choice.backend) if d.type == choice.backend]
+    for index, device in enumerate(gpus):  # the order available_gpus() reported
+        device.use = choice.indices is None or index in choice.indices
     for device in prefs.get_devices_for_type(choice.backend):
-        device.use = device.type == choice.backend
+        if device.type != choice.backend:
+            device.use = False
     scene.cycles.device = "GPU"
 
 
-def select_device(scene: bpy.types.Scene, requested: str) -> DeviceChoice:
-    choice = choose_device(requested, available_gpus())
+def select_device(scene: bpy.types.Scene, requested: str, gpu_index: int | None = None) -> DeviceChoice:
+    """Set up the device for `requested`; `gpu_index` pins a worker to one GPU of the backend."""
+    choice = choose_device(requested, available_gpus()).pinned(gpu_index)
     apply_device(scene, choice)
     log.info("Cycles device: %s (requested %s); denoiser %s", choice.describe(), requested,
              choose_denoiser(choice).denoiser)

@@ -62,13 +62,14 @@ class BlenderRenderer:
     compile once per worker).
     """
 
-    def __init__(self, config: RenderConfig) -> None:
+    def __init__(self, config: RenderConfig, gpu_index: int | None = None) -> None:
+        """`gpu_index` pins this process to one GPU of the chosen backend (one worker per GPU)."""
         self.config = config
         with quiet_stdout():
             self._scene = reset_blender()
             self._camera = build_static_world(self._scene)
         self._assets = AssetLibrary()
-        self.device = select_device(self._scene, config.device)
+        self.device = select_device(self._scene, config.device, gpu_index)
         apply_settings(self._scene, config, self.device)
         ram = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self._tmp = Path(tempfile.mkdtemp(prefix="clevr-remv-", dir=ram))
