@@ -1,10 +1,11 @@
 """HDF5 storage: atomic shard writes, the manifest, and the reading API (DESIGN.md "Output layout")."""
 
-from clevr_remv.store.atomic import atomic_path, write_json_atomic
+from clevr_remv.store.atomic import atomic_path, sweep_stale_temporaries, write_json_atomic
 from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from clevr_remv.store.reader import DatasetReader, ShardReader
 from clevr_remv.store.shard import (
     SCHEMA_VERSION,
+    ShardWriter,
     read_shard_attrs,
     replace_refs,
     shard_is_complete,
@@ -16,11 +17,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "DatasetReader",
     "ShardReader",
+    "ShardWriter",
     "atomic_path",
     "read_manifest",
     "read_shard_attrs",
     "replace_refs",
     "shard_is_complete",
+    "sweep_stale_temporaries",
     "write_json_atomic",
     "write_manifest",
     "write_shard",

@@ -8,13 +8,25 @@ atomic rename) and renames it over the final name only after the data is on disk
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# `.<final name>.tmp-<host>-<pid>`: the host may contain '-', the pid is the last field.
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>.+)-(?P<pid>\d+)$")
+
+
+def _this_host() -> str:
+    return socket.gethostname().replace("/", "_") or "host"
 
 
 def temp_path_for(final: Path) -> Path:
@@ -25,8 +37,7 @@ def temp_path_for(final: Path) -> Path:
     filesystem) from writing into one file.
     """
     final = Path(final)
-    host = socket.gethostname().replace("/", "_") or "host"
-    return final.with_name(f".{final.name}.tmp-{host}-{os.getpid()}")
+    return final.with_name(f".{final.name}.tmp-{_this_host()}-{os.getpid()}")
 
 
 def fsync_file(path: Path) -> None:
@@ -77,3 +88,53 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def pid_is_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (signal 0 probes, sends nothing)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError as error:
+        return error.errno != errno.ESRCH
+    return True
+
+
+def stale_temporaries(root: Path) -> list[Path]:
+    """Temporary files under `root` (and its sub-directories one level down) left by dead processes.
+
+    Only files written by this host are considered: a pid says nothing about another
+    machine's processes (farm nodes share the filesystem), so theirs are never touched.
+    A file whose process is still alive is being written and is kept. (A recycled pid
+    keeps a stale file; that errs on the safe side.)
+    """
+    root = Path(root)
+    host = _this_host()
+    if not root.is_dir():
+        return []
+    found = []
+    for directory in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        for path in sorted(directory.glob(".*.tmp-*")):
+            match = _TEMP_NAME.match(path.name)
+            if match and path.is_file() and match["host"] == host and not pid_is_alive(int(match["pid"])):
+                found.append(path)
+    return found
+
+
+def sweep_stale_temporaries(root: Path) -> list[Path]:
+    """Remove the temporary files of dead processes of this host under `root`; log and return them."""
+    swept = []
+    for path in stale_temporaries(root):
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # another sweeper was faster
+            continue
+        log.info("removed stale temporary file %s (%d bytes; its process is gone)", path, size)
+        swept.append(path)
+    return swept

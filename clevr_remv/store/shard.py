@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from clevr_remv.scene import Scene
 from clevr_remv.store.atomic import atomic_path
 from clevr_remv.vocabulary import MAX_OBJECTS
 
-SCHEMA_VERSION = 1
+# 2: the pixel datasets carry Fletcher-32 checksums (1 had none; readers handle both).
+SCHEMA_VERSION = 2
 
 # Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
 # filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
@@ -36,9 +38,13 @@ SCHEMA_VERSION = 1
 # - depth: byte shuffle + gzip 4, ~25 % smaller than gzip alone; with the pipeline's
 #   mantissa rounding (clevr_remv/precision.py) 2.0 MB/scene instead of 11. Scale-offset
 #   does nothing on chunks that hold +inf.
-IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False)
-MASK_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False)
-DEPTH_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=True)
+# Every pixel chunk also carries HDF5's Fletcher-32 checksum (4 bytes per chunk), so a
+# flipped byte anywhere makes reading that chunk fail instead of returning wrong pixels;
+# `clevr-remv verify` reads every chunk. Measured cost: README, "Checking and completing".
+CHECKSUM: dict[str, Any] = dict(fletcher32=True)
+IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False, **CHECKSUM)
+MASK_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False, **CHECKSUM)
+DEPTH_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4, shuffle=True, **CHECKSUM)
 # Cameras, pixel counts and refs are tiny next to the images (< 0.1 %): store them plain.
 SMALL_COMPRESSION: dict[str, Any] = {}
 
@@ -71,21 +77,54 @@ _SHARD_NAME = re.compile(r"shard-(\d+)\.h5$")
 # ---------------------------------------------------------------------------- validation
 
 
+def scene_layout(views: int, height: int, width: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape of one scene's row and dtype of every per-scene dataset (DESIGN.md's table)."""
+    v, h, w = views, height, width
+    return {
+        "images": ((v, h, w, 3), np.dtype(np.uint8)),
+        "masks": ((v, h, w), np.dtype(np.uint8)),
+        "depth": ((v, h, w), np.dtype(np.float32)),
+        "cameras/intrinsics": ((v, 3, 3), np.dtype(np.float64)),
+        "cameras/world_to_camera": ((v, 4, 4), np.dtype(np.float64)),
+        "visible_pixels": ((v, MAX_OBJECTS), np.dtype(np.int32)),
+        "scenes": ((), STRING),
+    }
+
+
+def ref_layout(views: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape of one pair's row and dtype of every `refs/*` dataset."""
+    return {
+        "refs/scene": ((), np.dtype(np.int32)),
+        "refs/object": ((), np.dtype(np.int16)),
+        "refs/expression": ((), STRING),
+        "refs/family": ((), STRING),
+        "refs/program": ((), STRING),
+        "refs/visible": ((views,), np.dtype(bool)),
+        "refs/id": ((), np.dtype(np.int64)),
+    }
+
+
+# The pixel datasets, chunked one view per chunk, with their filters.
+PIXEL_DATASETS: dict[str, dict[str, Any]] = {
+    "images": IMAGE_COMPRESSION,
+    "masks": MASK_COMPRESSION,
+    "depth": DEPTH_COMPRESSION,
+}
+# What SceneRender calls each per-scene array; None: must have exactly the contract's dtype.
+_RENDER_FIELDS = {"images": "images", "masks": "masks", "depth": "depth", "cameras/intrinsics": "intrinsics",
+                  "cameras/world_to_camera": "world_to_camera", "visible_pixels": "visible_pixels"}
+_EXACT_DTYPE = {"images", "masks"}
+
+
 def _check_render(r: SceneRender, views: int, height: int, width: int) -> None:
     """Fail before touching the disk if one scene does not fit the shard's shapes/dtypes."""
-    expected = {
-        "images": ((views, height, width, 3), np.uint8),
-        "masks": ((views, height, width), np.uint8),
-        "depth": ((views, height, width), None),
-        "intrinsics": ((views, 3, 3), None),
-        "world_to_camera": ((views, 4, 4), None),
-        "visible_pixels": ((views, MAX_OBJECTS), None),
-    }
-    for name, (shape, dtype) in expected.items():
+    layout = scene_layout(views, height, width)
+    for dataset, name in _RENDER_FIELDS.items():
+        shape, dtype = layout[dataset]
         arr = np.asarray(getattr(r, name))
         if arr.shape != shape:
             raise ValueError(f"scene {r.scene.index}: {name} has shape {arr.shape}, expected {shape}")
-        if dtype is not None and arr.dtype != dtype:
+        if dataset in _EXACT_DTYPE and arr.dtype != dtype:
             # No silent casts: a float image cast to uint8 would be garbage.
             raise ValueError(f"scene {r.scene.index}: {name} has dtype {arr.dtype}, expected {dtype}")
 
@@ -96,14 +135,19 @@ def _check_refs(refs: Sequence[Sequence[Ref]], n_objects: Sequence[int], views: 
         raise ValueError(f"{len(refs)} ref lists for {len(n_objects)} scenes")
     ids: set[int] = set()
     for row, (scene_refs, n) in enumerate(zip(refs, n_objects)):
-        for ref in scene_refs:
-            if not 1 <= ref.object <= n:
-                raise ValueError(f"ref {ref.id}: object {ref.object} not in 1..{n} (row {row})")
-            if np.shape(ref.visible) != (views,):
-                raise ValueError(f"ref {ref.id}: visible has shape {np.shape(ref.visible)}, expected ({views},)")
-            if ref.id in ids:
-                raise ValueError(f"ref id {ref.id} appears twice in one shard")
-            ids.add(ref.id)
+        _check_scene_refs(scene_refs, n, views, row, ids)
+
+
+def _check_scene_refs(scene_refs: Sequence[Ref], n: int, views: int, row: int, ids: set[int]) -> None:
+    """One scene's refs (row `row`, `n` objects); `ids` collects the shard's ids so far."""
+    for ref in scene_refs:
+        if not 1 <= ref.object <= n:
+            raise ValueError(f"ref {ref.id}: object {ref.object} not in 1..{n} (row {row})")
+        if np.shape(ref.visible) != (views,):
+            raise ValueError(f"ref {ref.id}: visible has shape {np.shape(ref.visible)}, expected ({views},)")
+        if ref.id in ids:
+            raise ValueError(f"ref id {ref.id} appears twice in one shard")
+        ids.add(ref.id)
 
 
 # ---------------------------------------------------------------------------- attributes
@@ -170,25 +214,18 @@ def _resolve_shard_index(path: Path, attrs: dict[str, Any], shard_index: int | N
 
 def _create_scene_datasets(f: h5py.File, s: int, v: int, h: int, w: int) -> None:
     """Create the per-scene datasets with one-view chunks for the pixel arrays."""
-    f.create_dataset("images", (s, v, h, w, 3), np.uint8, chunks=(1, 1, h, w, 3), **IMAGE_COMPRESSION)
-    f.create_dataset("masks", (s, v, h, w), np.uint8, chunks=(1, 1, h, w), **MASK_COMPRESSION)
-    f.create_dataset("depth", (s, v, h, w), np.float32, chunks=(1, 1, h, w), **DEPTH_COMPRESSION)
-    f.create_dataset("cameras/intrinsics", (s, v, 3, 3), np.float64, **SMALL_COMPRESSION)
-    f.create_dataset("cameras/world_to_camera", (s, v, 4, 4), np.float64, **SMALL_COMPRESSION)
-    f.create_dataset("visible_pixels", (s, v, MAX_OBJECTS), np.int32, **SMALL_COMPRESSION)
+    for name, (shape, dtype) in scene_layout(v, h, w).items():
+        if name in PIXEL_DATASETS:
+            f.create_dataset(name, (s, *shape), dtype, chunks=(1, 1, *shape[1:]), **PIXEL_DATASETS[name])
+        else:
+            f.create_dataset(name, (s, *shape), dtype, **SMALL_COMPRESSION)
 
 
-def _write_scenes(f: h5py.File, renders: Sequence[SceneRender]) -> None:
-    """Write scene by scene, so the caller's arrays are never stacked into a second copy."""
-    for i, r in enumerate(renders):
-        f["images"][i] = r.images
-        f["masks"][i] = r.masks
-        f["depth"][i] = np.asarray(r.depth, dtype=np.float32)
-        f["cameras/intrinsics"][i] = np.asarray(r.intrinsics, dtype=np.float64)
-        f["cameras/world_to_camera"][i] = np.asarray(r.world_to_camera, dtype=np.float64)
-        f["visible_pixels"][i] = np.asarray(r.visible_pixels, dtype=np.int32)
-    scenes = np.array([r.scene.to_json() for r in renders], dtype=object)
-    f.create_dataset("scenes", data=scenes, dtype=STRING)
+def _write_scene(f: h5py.File, i: int, r: SceneRender) -> None:
+    """Write one scene into row `i` of every per-scene dataset (casts to the stored dtypes)."""
+    for dataset, name in _RENDER_FIELDS.items():
+        f[dataset][i] = np.asarray(getattr(r, name), dtype=f[dataset].dtype)
+    f["scenes"][i] = r.scene.to_json()
 
 
 def _strings(values: list[str]) -> np.ndarray:
@@ -223,6 +260,84 @@ def _write_attrs(f: h5py.File, attrs: dict[str, Any], split: str, shard_index: i
     f.attrs["shard_index"] = shard_index
 
 
+class ShardWriter:
+    """Stream scenes into one shard file, so memory does not grow with the shard.
+
+    The renderer hands over one scene at a time; `add` writes its pixels straight into a
+    hidden temporary file (atomic_path semantics) and keeps only its few refs, which
+    `commit` writes with the attributes before renaming the file to its final name. A
+    worker therefore holds one scene, whether a shard has 1 or 1,000. Leaving the block
+    by an exception, or without `commit`, removes the temporary file and leaves any
+    older shard at `path` untouched::
+
+        with ShardWriter(path, scenes=10, views=81, height=320, width=480,
+                         split="train", shard_index=3) as writer:
+            for render, refs in scenes:
+                writer.add(render, refs)
+            writer.commit(attrs)
+    """
+
+    def __init__(self, path: Path, scenes: int, views: int, height: int, width: int, *,
+                 split: str, shard_index: int) -> None:
+        if scenes < 1:
+            raise ValueError("a shard needs at least one scene")
+        self.path = Path(path)
+        self.scenes, self.views, self.height, self.width = scenes, views, height, width
+        self.split, self.shard_index = split, int(shard_index)
+        self._refs: list[list[Ref]] = []
+        self._ids: set[int] = set()
+        self._stack = ExitStack()
+        self._file: h5py.File | None = None
+        self._committed = False
+
+    def __enter__(self) -> "ShardWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._file = stack.enter_context(h5py.File(tmp, "w"))
+            _create_scene_datasets(self._file, self.scenes, self.views, self.height, self.width)
+            self._stack = stack.pop_all()
+        return self
+
+    @property
+    def added(self) -> int:
+        """Scenes written so far."""
+        return len(self._refs)
+
+    def add(self, render: SceneRender, refs: Sequence[Ref]) -> None:
+        """Validate one scene and its pairs, then write it into the next row."""
+        if self._file is None or self._committed:
+            raise ValueError(f"{self.path}: add() outside an open, uncommitted ShardWriter")
+        row = self.added
+        if row >= self.scenes:
+            raise ValueError(f"{self.path}: more than the {self.scenes} planned scenes")
+        _check_render(render, self.views, self.height, self.width)
+        if render.scene.split != self.split:
+            raise ValueError(f"shard split {self.split!r} but scene {render.scene.index} is from {render.scene.split!r}")
+        _check_scene_refs(refs, len(render.scene.objects), self.views, row, self._ids)
+        _write_scene(self._file, row, render)
+        self._refs.append(list(refs))
+
+    def commit(self, attrs: dict[str, Any]) -> None:
+        """Write refs and attributes, close, fsync and rename onto the final name."""
+        if self._file is None or self._committed:
+            raise ValueError(f"{self.path}: commit() outside an open, uncommitted ShardWriter")
+        if self.added != self.scenes:
+            raise ValueError(f"{self.path}: {self.added} of {self.scenes} scenes written")
+        _write_refs(self._file, self._refs, self.views)
+        _write_attrs(self._file, attrs, self.split, self.shard_index)
+        self._stack.close()  # closes the HDF5 file, then renames it (atomic_path)
+        self._committed = True
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None and not self._committed:
+            error = ValueError(f"{self.path}: shard left after {self.added} of {self.scenes} scenes without commit()")
+            if not self._stack.__exit__(ValueError, error, None):
+                raise error
+            return False
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
 def write_shard(
     path: Path,
     renders: list[SceneRender],
@@ -237,7 +352,8 @@ def write_shard(
     `refs[i]` are the pairs of `renders[i]`. `attrs` become file attributes (dicts as
     JSON strings). `split` defaults to `attrs["split"]` or the scenes' split;
     `shard_index` to `attrs["shard_index"]` or the number in the name `shard-NNNNN.h5`.
-    Everything is validated before the file is opened, so bad input costs no I/O.
+    Everything is validated before the file is opened, so bad input costs no I/O. A thin
+    wrapper over `ShardWriter` for callers that already hold every scene.
     """
     if not renders:
         raise ValueError("a shard needs at least one scene")
@@ -248,13 +364,10 @@ def write_shard(
     _check_refs(refs, [len(r.scene.objects) for r in renders], v)
     split_name = _resolve_split(renders, attrs, split)
     index = _resolve_shard_index(path, attrs, shard_index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _create_scene_datasets(f, len(renders), v, h, w)
-            _write_scenes(f, renders)
-            _write_refs(f, refs, v)
-            _write_attrs(f, attrs, split_name, index)
+    with ShardWriter(path, len(renders), v, h, w, split=split_name, shard_index=index) as writer:
+        for render, scene_refs in zip(renders, refs):
+            writer.add(render, scene_refs)
+        writer.commit(attrs)
 
 
 def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None = None) -> None:
@@ -324,6 +437,10 @@ __all__ = [
     "MASK_COMPRESSION",
     "DEPTH_COMPRESSION",
     "ALL_DATASETS",
+    "PIXEL_DATASETS",
+    "scene_layout",
+    "ref_layout",
+    "ShardWriter",
     "write_shard",
     "replace_refs",
     "shard_is_complete",
