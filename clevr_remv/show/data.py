@@ -1,0 +1,122 @@
+"""One scene's views, masks, depth and sentences, read once for the picture and the viewer.
+
+`show` is the first thing a user runs on a dataset, often with a typo in the split or an index
+past the end: every such mistake becomes a ValueError/FileNotFoundError whose message names the
+problem and what exists instead, so the command can print one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clevr_remv.scene import Scene, SceneObject
+from clevr_remv.store.reader import DatasetReader, ShardReader
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One referring pair of the scene; `visible[v]` is `refs/visible` for view v."""
+
+    id: int
+    object: int  # 1-based, as in the masks
+    text: str
+    family: str
+    visible: np.ndarray  # (V,) bool
+
+
+@dataclass(frozen=True)
+class SceneViews:
+    """Everything `show` draws: all V views of one scene and its sentences."""
+
+    scene: Scene
+    images: np.ndarray  # (V, H, W, 3) uint8
+    masks: np.ndarray  # (V, H, W) uint8, 0 background, k = object k
+    depth: np.ndarray  # (V, H, W) float32, background +inf
+    sentences: tuple[Sentence, ...]
+
+    @property
+    def grid(self) -> int:
+        return self.scene.rig.grid
+
+    @property
+    def centre(self) -> int:
+        return self.scene.rig.centre_view
+
+    @property
+    def corners(self) -> tuple[int, int, int, int]:
+        """Top-left, top-right, bottom-left, bottom-right view indices (k = row * N + col)."""
+        n = self.grid
+        return (0, n - 1, n * (n - 1), n * n - 1)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+
+def object_label(obj: SceneObject) -> str:
+    """'large red metal cube': the attributes in the order sentences say them."""
+    return f"{obj.size} {obj.color} {obj.material} {obj.shape}"
+
+
+def view_position(view: int, grid: int) -> tuple[int, int]:
+    """(row, col) of view k in an N x N rig, row 0 at the top."""
+    return divmod(view, grid)
+
+
+def _scene_row(shard: ShardReader, index: int) -> int | None:
+    """The row of scene `index` in `shard`, or None; the shard's attributes say which scenes it holds."""
+    attrs = shard.attrs
+    first, count = attrs.get("first_scene"), attrs.get("scene_count")
+    if first is not None and count is not None:
+        if not int(first) <= index < int(first) + int(count):
+            return None
+        row = index - int(first)
+        if row < len(shard) and shard.scene(row).index == index:
+            return row
+    # No (or inconsistent) attributes: look at the scene descriptions themselves.
+    for row in range(len(shard)):
+        if shard.scene(row).index == index:
+            return row
+    return None
+
+
+def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
+    """Read scene `index` (the scene JSON's `index`) of `split` from the dataset in `root`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a directory")
+    dataset = DatasetReader(root)
+    if split not in dataset.splits:
+        raise ValueError(f"split {split!r} not in {root / 'dataset.json'} (have {', '.join(dataset.splits)})")
+    count = int(dataset.manifest["splits"][split].get("scenes", 0))
+    if not 0 <= index < count:
+        have = f"0..{count - 1}" if count else "none"
+        raise ValueError(f"scene {index} out of range: split {split!r} has {count} scenes ({have})")
+    for path in dataset.shard_paths(split):
+        if not path.is_file():
+            raise FileNotFoundError(f"shard {path} listed in dataset.json is missing")
+        with ShardReader(path) as shard:
+            row = _scene_row(shard, index)
+            if row is not None:
+                return _read_scene(shard, row)
+    raise ValueError(f"scene {index} of split {split!r} is in none of its shards (is the dataset complete?)")
+
+
+def _read_scene(shard: ShardReader, row: int) -> SceneViews:
+    views = [shard.view(row, v) for v in range(shard.num_views)]
+    sentences = tuple(
+        Sentence(id=int(r["id"]), object=int(r["object"]), text=r["expression"], family=r["family"],
+                 visible=np.asarray(r["visible"], dtype=bool))
+        for r in shard.refs() if r["scene"] == row
+    )
+    return SceneViews(
+        scene=shard.scene(row),
+        images=np.stack([v["image"] for v in views]),
+        masks=np.stack([v["mask"] for v in views]),
+        depth=np.stack([v["depth"] for v in views]),
+        sentences=sentences,
+    )
