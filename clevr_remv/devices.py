@@ -21,6 +21,9 @@ class DeviceUnavailable(RuntimeError):
 class DeviceChoice:
     backend: str  # "CPU" or one of GPU_BACKENDS
     devices: tuple[str, ...]  # names of the enabled devices
+    # Positions of the enabled devices among the backend's GPUs; None: all of them. Names
+    # alone cannot pin a worker: identical cards have identical names.
+    indices: tuple[int, ...] | None = None
 
     @property
     def is_gpu(self) -> bool:
@@ -30,6 +33,15 @@ class DeviceChoice:
         if not self.is_gpu:
             return "CPU"
         return f"{self.backend} on {len(self.devices)} GPU(s): {', '.join(self.devices)}"
+
+    def pinned(self, gpu_index: int | None) -> "DeviceChoice":
+        """The same backend with only GPU `gpu_index` enabled (None: unchanged)."""
+        if gpu_index is None:
+            return self
+        if not self.is_gpu or not 0 <= gpu_index < len(self.devices):
+            raise DeviceUnavailable(f"GPU {gpu_index} not found: Cycles lists {len(self.devices)} "
+                                    f"{self.backend} GPU(s)")
+        return DeviceChoice(self.backend, (self.devices[gpu_index],), (gpu_index,))
 
 
 def choose_device(requested: str, available: Mapping[str, Sequence[str]]) -> DeviceChoice:
@@ -67,3 +79,69 @@ def choose_denoiser(device: DeviceChoice) -> DenoiserChoice:
     if device.backend == "OPTIX":
         return DenoiserChoice("OPTIX", True)
     return DenoiserChoice("OPENIMAGEDENOISE", device.is_gpu)
+
+
+# ------------------------------------------------------------------ workers and their GPUs
+
+
+@dataclass(frozen=True)
+class WorkerDevice:
+    """What one worker process renders on: one GPU of the chosen backend, or Cycles' own choice.
+
+    `gpu_index` counts among the backend's GPUs as Cycles lists them (0 = the first OptiX
+    device, say); None leaves the device to `--device` (the CPU, or every GPU at once).
+    """
+
+    worker: int
+    gpu_index: int | None = None
+
+    def describe(self, choice: DeviceChoice) -> str:
+        if self.gpu_index is None:
+            return f"worker {self.worker}: {choice.describe()}"
+        return f"worker {self.worker}: {choice.backend} GPU {self.gpu_index} ({choice.devices[self.gpu_index]})"
+
+
+def parse_gpus(text: str, choice: DeviceChoice) -> list[int]:
+    """'all' or '0,2' -> GPU indices among the chosen backend's devices, checked to exist."""
+    if not choice.is_gpu:
+        raise DeviceUnavailable(f"--gpus {text}: Cycles found no GPU (OptiX, CUDA, HIP, oneAPI or Metal) "
+                                "with --device auto/gpu; leave out --gpus to render on the CPU")
+    count = len(choice.devices)
+    if text.strip() == "all":
+        return list(range(count))
+    try:
+        indices = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus must be 'all' or GPU numbers such as 0,2, got {text!r}") from None
+    listed = ", ".join(f"{i} {name}" for i, name in enumerate(choice.devices))
+    for index in indices:
+        if not 0 <= index < count:
+            raise DeviceUnavailable(f"--gpus {text}: no GPU {index}; Cycles lists {count} {choice.backend} "
+                                    f"GPU(s): {listed}")
+    if not indices or len(set(indices)) != len(indices):
+        raise ValueError(f"--gpus {text!r}: name each GPU once, e.g. 0,2")
+    return indices
+
+
+def plan_workers(choice: DeviceChoice, gpus: str | None, workers: int | None,
+                 workers_per_gpu: int = 1) -> list[WorkerDevice]:
+    """How many worker processes to start and the GPU each one is pinned to.
+
+    - `--gpus LIST|all`: worker i renders on GPU LIST[i mod len(LIST)]; without `--workers`
+      there are `workers_per_gpu` workers per listed GPU.
+    - no `--gpus`, GPUs present: the same over every GPU, except that an explicit
+      `--workers 1` keeps today's single process on all GPUs (Cycles splits each frame).
+    - the CPU: `--workers` processes (default 1), none pinned.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be positive, got {workers}")
+    if workers_per_gpu < 1:
+        raise ValueError(f"--workers-per-gpu must be positive, got {workers_per_gpu}")
+    if gpus is not None:
+        indices = parse_gpus(gpus, choice)
+    elif choice.is_gpu and workers != 1:
+        indices = list(range(len(choice.devices)))
+    else:
+        return [WorkerDevice(i) for i in range(workers or 1)]
+    count = workers if workers is not None else len(indices) * workers_per_gpu
+    return [WorkerDevice(i, indices[i % len(indices)]) for i in range(count)]

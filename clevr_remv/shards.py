@@ -41,6 +41,28 @@ def plan_shards(config: RenderConfig) -> list[ShardSpec]:
     return shards
 
 
+def job_shards(shards: list[ShardSpec], job: int, jobs: int) -> list[ShardSpec]:
+    """The shards job `job` of `jobs` renders (0-based): round-robin over the whole plan.
+
+    Round-robin over the plan's order (split by split, then by index) keeps every job's
+    load within one shard of every other's, for any number of jobs, and needs nothing but
+    the two numbers: each job of an array computes its own share without coordination.
+    """
+    if jobs < 1 or not 0 <= job < jobs:
+        raise ValueError(f"--shard I/N needs 0 <= I < N, got {job}/{jobs}")
+    return shards[job::jobs]
+
+
+def parse_job(text: str) -> tuple[int, int] | None:
+    """'3/10' -> (3, 10); None for text of another form."""
+    job, slash, jobs = text.partition("/")
+    if not slash:
+        return None
+    if not (job.strip().isdigit() and jobs.strip().isdigit()):
+        raise ValueError(f"--shard {text!r}: expected I/N with whole numbers, e.g. 3/10")
+    return int(job), int(jobs)
+
+
 def parse_shard(text: str, shards: list[ShardSpec]) -> ShardSpec:
     """'train:3' -> that shard of the plan, with a message naming what exists otherwise."""
     split, _, number = text.partition(":")

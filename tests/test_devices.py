@@ -40,3 +40,61 @@ def test_denoiser_follows_the_device() -> None:
     assert choose_denoiser(DeviceChoice("OPTIX", ("H100",))) == DenoiserChoice("OPTIX", True)
     assert choose_denoiser(DeviceChoice("CUDA", ("H100",))) == DenoiserChoice("OPENIMAGEDENOISE", True)
     assert choose_denoiser(DeviceChoice("HIP", ("RX 7900",))) == DenoiserChoice("OPENIMAGEDENOISE", True)
+
+
+# ------------------------------------------------------------- workers pinned to GPUs
+
+from clevr_remv.devices import WorkerDevice, parse_gpus, plan_workers  # noqa: E402
+
+CPU = DeviceChoice("CPU", ())
+TWO_OPTIX = choose_device("auto", {"OPTIX": ["A100", "A100"], "CUDA": ["A100", "A100"]})
+FOUR_HIP = choose_device("auto", {"HIP": ["RX 7900 #0", "RX 7900 #1", "RX 7900 #2", "RX 7900 #3"]})
+
+
+def gpus_of(plan: list[WorkerDevice]) -> list[int | None]:
+    assert [w.worker for w in plan] == list(range(len(plan)))
+    return [w.gpu_index for w in plan]
+
+
+def test_one_worker_per_gpu_by_default_and_k_per_gpu_when_asked() -> None:
+    assert gpus_of(plan_workers(TWO_OPTIX, None, None)) == [0, 1]
+    assert gpus_of(plan_workers(FOUR_HIP, None, None)) == [0, 1, 2, 3]
+    assert gpus_of(plan_workers(TWO_OPTIX, None, None, workers_per_gpu=3)) == [0, 1, 0, 1, 0, 1]
+
+
+def test_listed_gpus_pin_workers_round_robin() -> None:
+    assert gpus_of(plan_workers(FOUR_HIP, "0,2", None)) == [0, 2]
+    assert gpus_of(plan_workers(FOUR_HIP, "3", None, workers_per_gpu=2)) == [3, 3]
+    assert gpus_of(plan_workers(FOUR_HIP, "all", None)) == [0, 1, 2, 3]
+    assert gpus_of(plan_workers(FOUR_HIP, "1,2", 5)) == [1, 2, 1, 2, 1]  # --workers wins over the default
+
+
+def test_cpu_workers_are_not_pinned_and_one_explicit_worker_keeps_every_gpu() -> None:
+    assert gpus_of(plan_workers(CPU, None, None)) == [None]
+    assert gpus_of(plan_workers(CPU, None, 3)) == [None, None, None]
+    assert gpus_of(plan_workers(TWO_OPTIX, None, 1)) == [None]  # Cycles splits frames over both
+    assert gpus_of(plan_workers(TWO_OPTIX, None, 4)) == [0, 1, 0, 1]
+
+
+def test_bad_gpu_lists_are_clear_errors() -> None:
+    with pytest.raises(DeviceUnavailable, match="found no GPU"):
+        plan_workers(CPU, "0", None)
+    with pytest.raises(DeviceUnavailable, match="no GPU 2; Cycles lists 2 OPTIX GPU\\(s\\): 0 A100, 1 A100"):
+        parse_gpus("0,2", TWO_OPTIX)
+    for bad in ("zero", "0,0", ",", "1;2"):
+        with pytest.raises(ValueError):
+            parse_gpus(bad, TWO_OPTIX)
+    with pytest.raises(ValueError, match="--workers must be positive"):
+        plan_workers(CPU, None, 0)
+    with pytest.raises(ValueError, match="--workers-per-gpu"):
+        plan_workers(TWO_OPTIX, None, None, workers_per_gpu=0)
+
+
+def test_a_pinned_worker_enables_only_its_gpu_and_the_log_names_it() -> None:
+    pinned = TWO_OPTIX.pinned(1)
+    assert pinned.indices == (1,) and pinned.devices == ("A100",) and pinned.backend == "OPTIX"
+    assert TWO_OPTIX.pinned(None) is TWO_OPTIX and TWO_OPTIX.indices is None
+    with pytest.raises(DeviceUnavailable):
+        TWO_OPTIX.pinned(2)
+    assert WorkerDevice(3, 1).describe(FOUR_HIP) == "worker 3: HIP GPU 1 (RX 7900 #1)"
+    assert WorkerDevice(0).describe(CPU) == "worker 0: CPU"
