@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -136,6 +137,78 @@ def validate(config: RenderConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+
+
+# What one scene costs in memory while it renders (the pipeline holds one scene at a time:
+# shards are streamed to disk). Per pixel of every view: the image (3 bytes), mask (1) and
+# depth (4) plus the depth's rounded copy (4). Per pixel of the view Blender is rendering:
+# Cycles' float render buffers, the denoiser's guides and the multilayer EXR read back
+# (a generous 256 bytes). Plus Blender itself (a worker measured 290 MB resident).
+SCENE_BYTES_PER_VIEW_PIXEL = 3 + 1 + 4 + 4
+RENDER_BYTES_PER_PIXEL = 256
+BLENDER_BASE_BYTES = 512 * 2**20
+
+
+def scene_memory_bytes(config: RenderConfig) -> int:
+    """An estimate (on the high side) of the memory one worker needs to render one scene."""
+    pixels = config.width * config.height
+    return config.views * pixels * SCENE_BYTES_PER_VIEW_PIXEL + pixels * RENDER_BYTES_PER_PIXEL + BLENDER_BASE_BYTES
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine, or the cgroup limit (containers, Slurm) if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(limit_file, encoding="ascii").read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def check_fits_in_memory(config: RenderConfig, available_bytes: int | None = None) -> None:
+    """Refuse, before anything renders, settings whose single scene cannot fit in memory.
+
+    `available_bytes` defaults to the machine's memory (see machine_memory_bytes); tests
+    pass their own. Whether several workers fit together is the runner's business.
+    """
+    need = scene_memory_bytes(config)
+    have = machine_memory_bytes() if available_bytes is None else available_bytes
+    if need > have:
+        raise ValueError(
+            f"one scene of {config.views} views at {config.width}x{config.height} needs about "
+            f"{need / 2**30:.1f} GiB of memory, more than the {have / 2**30:.1f} GiB here; "
+            f"use a smaller --width/--height or --rig"
+        )
+
+
+# Settings `clevr-remv render` has no option for: a config that changes them cannot be
+# reproduced from the command line.
+_NOT_OPTIONS = ("lens_mm", "sensor_mm", "split_fractions", "visibility_attempts", "layout")
+
+
+def render_arguments(config: RenderConfig) -> list[str]:
+    """The `clevr-remv render` options that give back a config with this `identity()`.
+
+    What `clevr-remv finalize` prints so a user can render a missing shard by copying a
+    line. The device is left out: it decides where the data is computed, not what it is.
+    Raises ValueError for settings no option can express (changed in code, not on the CLI).
+    """
+    default = RenderConfig()
+    changed = [name for name in _NOT_OPTIONS if getattr(config, name) != getattr(default, name)]
+    if changed:
+        raise ValueError(f"the settings {', '.join(changed)} differ from the defaults and have no render option")
+    presets = [name for name, q in QUALITY_PRESETS.items() if replace(q, samples=config.quality.samples) == config.quality]
+    if not presets:
+        raise ValueError(f"the quality settings {config.quality} match no --quality preset")
+    args = ["--scenes", str(config.scenes), "--seed", str(config.seed), "--width", str(config.width),
+            "--height", str(config.height), "--rig", str(config.grid), "--baseline", repr(float(config.baseline)),
+            "--quality", presets[0]]
+    if config.quality.samples != QUALITY_PRESETS[presets[0]].samples:
+        args += ["--samples", str(config.quality.samples)]
+    return args + ["--depth-bits", str(config.depth_mantissa_bits), "--scenes-per-shard", str(config.scenes_per_shard)]
 
 
 def to_dict(config: RenderConfig) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from clevr_remv import __version__, rig
-from clevr_remv.config import RenderConfig, from_dict
+from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
 from clevr_remv.layout import LayoutError, layout_candidates, scene_rng
 from clevr_remv.precision import round_mantissa
@@ -28,12 +28,14 @@ from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
 from clevr_remv.store import (
     ShardReader,
+    ShardWriter,
     read_manifest,
     read_shard_attrs,
     replace_refs,
     shard_is_complete,
+    sweep_stale_temporaries,
     write_manifest,
-    write_shard,
+    write_split_files,
 )
 from clevr_remv.timing import Stopwatch
 from clevr_remv.visibility import hidden_objects, visible_pixels
@@ -116,16 +118,18 @@ def render_shard(config: RenderConfig, shard: ShardSpec, out: Path, renderer: Re
     This is the function every runner calls (local loop, farm job, Blender script).
     """
     stopwatch = stopwatch or Stopwatch()
-    renders, expressions = [], []
-    for index in shard.scene_indices:
-        render, scene_expressions = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
-        renders.append(render)
-        expressions.append(scene_expressions)
-    path = shard.path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    attrs = {**shard_attrs(config, shard, blender), **expression_attrs(expressions)}
-    with stopwatch.section("write"):
-        write_shard(path, renders, [e.refs for e in expressions], attrs, split=shard.split, shard_index=shard.index)
+    expressions = []  # a few refs per scene; the pixels go to disk scene by scene
+    with ShardWriter(shard.path(out), shard.scene_count, config.views, config.height, config.width,
+                     split=shard.split, shard_index=shard.index) as writer:
+        for index in shard.scene_indices:
+            render, scene_expressions = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
+            with stopwatch.section("write"):
+                writer.add(render, scene_expressions.refs)
+            del render  # so a worker holds one scene, whatever the shard's size
+            expressions.append(scene_expressions)
+        attrs = {**shard_attrs(config, shard, blender), **expression_attrs(expressions)}
+        with stopwatch.section("write"):
+            writer.commit(attrs)
     return attrs["pair_count"]
 
 
@@ -184,7 +188,7 @@ def pending_shards(config: RenderConfig, out: Path, only: ShardSpec | None = Non
 
 
 def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None:
-    """Write dataset.json, last and atomically, once every shard is complete."""
+    """Write the per-split files and then dataset.json, last and atomically, once every shard is complete."""
     shards = plan_shards(config)
     if not all(shard_is_complete(s.path(out)) for s in shards):
         return None
@@ -210,6 +214,10 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
         "min_visible_pixels": config.min_visible_pixels,
         "splits": splits,
     }
+    # One file per split (virtual datasets over the shards) for readers, before the manifest,
+    # which stays last: its presence means everything else is in place.
+    write_split_files(out, {name: entry["shards"] for name, entry in splits.items()},
+                      config.views, config.height, config.width)
     write_manifest(out, manifest)
     return out / "dataset.json"
 
@@ -217,7 +225,9 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
 def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Renderer, str]],
         only: ShardSpec | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> RunResult:
     """Render every pending shard (or just `only`), then finish the dataset if it is complete."""
+    check_fits_in_memory(config)
     check_output(out, config)
+    sweep_stale_temporaries(out)
     todo, done = pending_shards(config, out, only)
     log.info("output %s: %d shard(s) to render, %d already complete", out, len(todo), len(done))
     blender = None

@@ -3,6 +3,7 @@
 from clevr_remv.store.atomic import atomic_path, sweep_stale_temporaries, write_json_atomic
 from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from clevr_remv.store.reader import DatasetReader, ShardReader
+from clevr_remv.store.split_files import split_file_path, write_split_files
 from clevr_remv.store.shard import (
     SCHEMA_VERSION,
     ShardWriter,
@@ -23,8 +24,10 @@ __all__ = [
     "read_shard_attrs",
     "replace_refs",
     "shard_is_complete",
+    "split_file_path",
     "sweep_stale_temporaries",
     "write_json_atomic",
     "write_manifest",
     "write_shard",
+    "write_split_files",
 ]

@@ -1,0 +1,109 @@
+"""One file per split (`OUT/train.h5`, `val.h5`, `test.h5`) for readers that want one path.
+
+Each per-scene dataset of the split file is an HDF5 *virtual* dataset: a map from rows
+of the split (scenes concatenated shard after shard, in manifest order) to the same
+dataset in the shard files, so `h5py.File("out/train.h5")["images"][1234, 40]` reads one
+chunk of one shard and no pixel is copied. The source paths are relative to the split
+file (HDF5 looks them up next to it), so the directory can be moved or mounted
+elsewhere. The small `refs/*` datasets are copied in, with `refs/scene` moved onto the
+split's scene axis (shard offset + row).
+
+Beware of one HDF5 habit: a virtual dataset whose source file is missing reads as
+zeros instead of failing. `clevr-remv verify` checks that every source exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from clevr_remv.store.atomic import atomic_path
+from clevr_remv.store.shard import (
+    SCHEMA_VERSION,
+    STRING,
+    _attr_value,
+    attrs_dict,
+    ref_layout,
+    scene_layout,
+)
+
+SPLIT_FILE_SUFFIX = ".h5"
+# Shard attributes that describe one shard, not the split: not copied to the split file.
+_PER_SHARD_ATTRS = {"shard_index", "first_scene", "scene_count", "pair_count",
+                    "dropped_referent_hidden", "dropped_related_hidden", "schema_version", "split"}
+
+
+def split_file_path(root: Path, split: str) -> Path:
+    """`root/<split>.h5`."""
+    return Path(root) / f"{split}{SPLIT_FILE_SUFFIX}"
+
+
+def write_split_file(root: Path, split: str, shard_names: Sequence[str],
+                     views: int, height: int, width: int) -> Path:
+    """Write `root/<split>.h5` atomically over the shards `shard_names` (relative to root).
+
+    `views`, `height` and `width` give the datasets their shapes when the split has no
+    shard (a tiny dataset may have an empty test split); then the datasets are empty.
+    """
+    root = Path(root)
+    counts, first_attrs, refs = [], {}, {name: [] for name in ref_layout(views)}
+    for i, name in enumerate(shard_names):
+        with h5py.File(root / name, "r") as f:
+            counts.append(int(f["scenes"].shape[0]))
+            if i == 0:
+                first_attrs = attrs_dict(f)
+            offset = sum(counts[:-1])
+            for ref in refs:
+                values = f[ref].asstr()[()] if f[ref].dtype == STRING else f[ref][()]
+                refs[ref].append(values + offset if ref == "refs/scene" else values)
+    offsets = np.cumsum([0, *counts])[:-1].astype(np.int64)
+    total = int(sum(counts))
+    path = split_file_path(root, split)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for dataset, (shape, dtype) in scene_layout(views, height, width).items():
+                _virtual(f, dataset, shard_names, counts, shape, dtype)
+            for dataset, (shape, dtype) in ref_layout(views).items():
+                parts = refs[dataset]
+                data = np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=object if dtype == STRING else dtype)
+                f.create_dataset(dataset, data=data, shape=(len(data), *shape), dtype=dtype)
+            _write_split_attrs(f, first_attrs, split, shard_names, offsets, total)
+    return path
+
+
+def _virtual(f: h5py.File, dataset: str, shard_names: Sequence[str], counts: Sequence[int],
+             shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """One virtual dataset: rows [offset, offset + count) of the split map to shard `name`."""
+    total = int(sum(counts))
+    if total == 0:
+        f.create_dataset(dataset, shape=(0, *shape), dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
+    offset = 0
+    for name, count in zip(shard_names, counts):
+        layout[offset:offset + count] = h5py.VirtualSource(name, dataset, shape=(count, *shape))
+        offset += count
+    f.create_virtual_dataset(dataset, layout)
+
+
+def _write_split_attrs(f: h5py.File, shard_attrs: dict[str, Any], split: str, shard_names: Sequence[str],
+                       offsets: np.ndarray, total: int) -> None:
+    """The dataset-wide attributes of the first shard (config, rig, versions) and the split's own."""
+    for key, value in shard_attrs.items():
+        if key not in _PER_SHARD_ATTRS:
+            f.attrs[key] = _attr_value(value)
+    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["split"] = split
+    f.attrs.create("shards", np.array(list(shard_names), dtype=object), dtype=STRING)
+    f.attrs["scene_offsets"] = offsets
+    f.attrs["scene_count"] = total
+    f.attrs["pair_count"] = int(f["refs/id"].shape[0])
+
+
+def write_split_files(root: Path, splits: dict[str, Sequence[str]], views: int, height: int, width: int) -> list[Path]:
+    """Write every split's file (split name -> its shard names, relative to `root`)."""
+    return [write_split_file(root, split, names, views, height, width) for split, names in splits.items()]
