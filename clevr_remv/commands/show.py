@@ -22,8 +22,9 @@ log = logging.getLogger("clevr_remv")
               help="Picture to write (.png; .svg and .pdf work too): mosaic, labelled masks, depth, sentences.")
 @click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Self-contained light-field viewer page to write (opens from disk, loads nothing).")
-@click.option("--image-format", type=click.Choice(["jpeg", "png"]), default="jpeg", show_default=True,
-              help="How the viewer embeds the views: jpeg (quality 90, ~5x smaller) or lossless png.")
+@click.option("--image-format", type=click.Choice(["auto", "jpeg", "png"]), default="auto", show_default=True,
+              help="How the viewer embeds the views: jpeg (quality 90, several times smaller) or lossless png; "
+                   "auto: png up to 160x120 px views, else jpeg.")
 @click.option("-v", "--verbose", is_flag=True)
 def command(directory: Path, split: str, index: int, out: Path | None, html: Path | None, image_format: str,
             verbose: bool) -> None:
