@@ -141,7 +141,7 @@ def mvr(scores: Mapping[int, float], centre: float | Mapping[int, float], grid: 
         q = score / reference
         total += (q * math.log(q) if q > 0 else 0.0) / view_distance(view, grid)
         terms += 1
-    return -total if terms else math.nan
+    return 0.0 - total if terms else math.nan  # 0.0 - 0.0 is +0.0, where -0.0 would print as "-0.00"
 
 
 @dataclass(frozen=True)

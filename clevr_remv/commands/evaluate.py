@@ -1,0 +1,62 @@
+"""`clevr-remv evaluate DIR --predictions PRED.h5`: P@K, mean/overall IoU per view and MVR."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from clevr_remv.cli import setup_logging, user_errors
+
+log = logging.getLogger("clevr_remv")
+
+
+@click.command("evaluate")
+@click.argument("dataset", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
+@click.option("--predictions", type=click.Path(path_type=Path), default=None,
+              help="HDF5 file (ref_id, view, mask) or folder of <ref_id>_<view>.png masks.")
+@click.option("--baseline", type=click.Choice(["oracle", "centre-mask"]), default=None,
+              help="Score a reference point instead of predictions: the ground truth (oracle) or the "
+                   "centre view's mask in every view (centre-mask).")
+@click.option("--views", default=None, metavar="center|corners|all|LIST",
+              help="Views to evaluate, e.g. corners or 0,8,40 (default: those in the predictions; "
+                   "corners and centre for a baseline). The centre is added for MVR.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the figures as JSON (atomically).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Draw overall IoU over the view grid as a heat map (PNG).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-v", "--verbose", is_flag=True)
+def command(dataset: Path, split: str, predictions: Path | None, baseline: str | None, views: str | None,
+            json_path: Path | None, plot_path: Path | None, no_progress: bool, verbose: bool) -> None:
+    """Score referring-segmentation masks on DATASET view by view.
+
+    Prints P@0.5 ... P@0.9, mean IoU and overall IoU per view, their mean and standard deviation over the
+    chosen views, and Multi-View Robustness (MVR) from overall and from mean IoU. Predictions that do not
+    fit the dataset, or miss a (pair, view) to evaluate, stop with one line naming the first problem.
+    """
+    setup_logging(verbose)
+    from clevr_remv.evaluate import evaluate, format_report, plot_report, write_report_json
+
+    def progress(total: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="view", desc="scene views", dynamic_ncols=True, disable=no_progress)
+        return lambda: bar.update(1)
+
+    with user_errors():
+        if predictions is None and baseline is None:
+            raise ValueError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
+        if predictions is not None and baseline is not None:
+            raise ValueError("--predictions and --baseline exclude each other: score one at a time")
+        evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
+                              progress=progress)
+        click.echo(format_report(evaluation))
+        if json_path is not None:
+            write_report_json(evaluation, json_path)
+            log.info("wrote %s", json_path)
+        if plot_path is not None:
+            plot_report(evaluation, plot_path)
+            log.info("wrote %s", plot_path)
