@@ -1,0 +1,63 @@
+"""`clevr-remv stats DIR --out FIGDIR`: the dataset's figures beside the published ones."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from clevr_remv.cli import setup_logging, user_errors
+
+log = logging.getLogger("clevr_remv")
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else None
+
+
+@click.command("stats")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", "figdir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for stats.json, table.md and the figures (PNG and SVG); created.")
+@click.option("--splits", default=None, metavar="LIST", help="Comma-separated splits (default: every split).")
+@click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Template folder whose lexicon.json says which words name which value "
+                   "(default: the repository's templates/).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-v", "--verbose", is_flag=True)
+def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | None, no_progress: bool,
+            verbose: bool) -> None:
+    """Statistics and figures of the dataset in DATASET, read from its small datasets only.
+
+    Prints a Markdown table per split beside the published CLEVR-Remv figures and writes it,
+    with every figure's numbers, to FIGDIR/stats.json; draws the thesis' Figures 6.5-6.7 and
+    more into FIGDIR. Never reads the images, masks or depth.
+    """
+    setup_logging(verbose)
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from clevr_remv.expressions import resolve_templates
+    from clevr_remv.stats.collect import collect, dataset_shards
+    from clevr_remv.stats.figures import write_figures
+    from clevr_remv.stats.report import build_report, markdown_tables
+    from clevr_remv.store.atomic import atomic_path, write_json_atomic
+
+    with user_errors():
+        manifest, shards = dataset_shards(dataset, _split_list(splits))
+        lexicon = resolve_templates(templates).lexicon
+        total = sum(len(paths) for paths in shards.values())
+        log.info("%s: %d shard(s) of %s", dataset, total, ", ".join(shards))
+        with logging_redirect_tqdm(), tqdm(total=total, unit="shard", disable=no_progress, dynamic_ncols=True) as bar:
+            counts = collect(shards, lexicon, on_shard=lambda _path: bar.update(1))
+        report = build_report(str(dataset), manifest, counts)
+        table = markdown_tables(report)
+        figdir.mkdir(parents=True, exist_ok=True)
+        figures = write_figures(report, figdir)
+        write_json_atomic(figdir / "stats.json", {**report, "table": table,
+                                                  "figures": [p.name for p in figures]})
+        with atomic_path(figdir / "table.md") as tmp:
+            tmp.write_text(table, encoding="utf-8")
+    log.info("wrote %s, table.md and %d figure files into %s", "stats.json", len(figures), figdir)
+    click.echo(table, nl=False)

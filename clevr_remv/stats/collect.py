@@ -1,0 +1,179 @@
+"""Counting a rendered dataset from its small datasets only: what `clevr-remv stats` reports.
+
+A shard's pixels (`images`, `masks`, `depth`) are over 99 % of its bytes, and no statistic
+needs them, so only `scenes` (JSON), `refs/*` and the file attributes are ever read: 10,000
+scenes are counted in seconds, not the hours that decompressing 98 GB would take.
+
+Words are counted as in `clevr_remv.expressions.stats.words`: whitespace-separated tokens with
+punctuation stripped. The engine attaches punctuation to the word before it
+(`expressions.realise.finish`), so punctuation never makes a token of its own, "left of" is
+two words and "The red cube." is three.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clevr_remv.expressions.stats import _relation, words
+from clevr_remv.expressions.templates import Lexicon
+from clevr_remv.store.manifest import manifest_path, read_manifest
+from clevr_remv.vocabulary import ATTRIBUTES
+
+# What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
+SMALL_DATASETS: tuple[str, ...] = ("scenes", "refs/scene", "refs/expression", "refs/family", "refs/program",
+                                   "refs/visible")
+
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def tokens(sentence: str) -> list[str]:
+    """Lower-case words with punctuation stripped ("The cube's left." -> the, cube's, left)."""
+    return _TOKEN.findall(sentence.lower())
+
+
+@dataclass
+class SplitCounts:
+    """Everything stats reports about one split, as plain counters (summed shard by shard)."""
+
+    split: str
+    shards: int = 0
+    scenes: int = 0
+    pairs: int = 0
+    grid: int | None = None
+    objects_per_scene: Counter[int] = field(default_factory=Counter)
+    objects_per_pair: Counter[int] = field(default_factory=Counter)
+    words_per_sentence: Counter[int] = field(default_factory=Counter)
+    families: Counter[str] = field(default_factory=Counter)
+    relations: Counter[str] = field(default_factory=Counter)
+    compared_attributes: Counter[str] = field(default_factory=Counter)
+    mentions: dict[str, Counter[str]] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
+    wordings: Counter[str] = field(default_factory=Counter)
+    visible_per_view: np.ndarray | None = None  # (V,) int: pairs whose referent is visible in each view
+    dropped_referent_hidden: int = 0
+    dropped_related_hidden: int = 0
+
+
+class MentionCounter:
+    """Finds the size, colour, material and shape words of a sentence, synonyms included.
+
+    Built from the lexicon (templates/lexicon.json) so that "big" counts as large and "ball"
+    as sphere; the unnamed-shape words ("thing", "object") are counted as wordings only.
+    Longest phrasings match first, so a two-word phrasing beats a one-word one inside it.
+    """
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self._phrases: dict[tuple[str, ...], tuple[str, str] | None] = {}
+        for kind in ATTRIBUTES:
+            for value, phrasings in lexicon.words[kind].items():
+                for phrase in phrasings:
+                    self._phrases.setdefault(tuple(tokens(phrase)), (kind, value))
+        for phrase in lexicon.unnamed_shape:
+            self._phrases.setdefault(tuple(tokens(phrase)), None)
+        self._longest = max((len(p) for p in self._phrases), default=1)
+
+    def find(self, sentence: str) -> list[tuple[str, tuple[str, str] | None]]:
+        """(phrase, (kind, value) or None for an unnamed shape) for each vocabulary phrase said."""
+        words_ = tokens(sentence)
+        found = []
+        i = 0
+        while i < len(words_):
+            for n in range(min(self._longest, len(words_) - i), 0, -1):
+                phrase = tuple(words_[i:i + n])
+                if phrase in self._phrases:
+                    found.append((" ".join(phrase), self._phrases[phrase]))
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
+
+
+def relation_and_attribute(program: str) -> tuple[str, str | None]:
+    """The program's relation ("relate:left", "same_color", "none") and compared attribute, if any."""
+    relation = _relation(program)
+    return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
+
+
+def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
+    """Add one open shard (h5py.File) to `counts`, reading only SMALL_DATASETS and attributes."""
+    missing = [name for name in SMALL_DATASETS if name not in f]
+    if missing:
+        raise ValueError(f"{f.filename}: not a complete shard (no {', '.join(missing)})")
+    n_objects = [len(json.loads(s)["objects"]) for s in f["scenes"].asstr()[()]]
+    rows = f["refs/scene"][()]
+    visible = f["refs/visible"][()]
+    grid = int(f.attrs.get("rig_grid", round(np.sqrt(visible.shape[1]))))
+    if counts.grid is None:
+        counts.grid, counts.visible_per_view = grid, np.zeros(grid * grid, dtype=np.int64)
+    if visible.shape[1] != grid * grid or grid != counts.grid:
+        raise ValueError(f"{f.filename}: {visible.shape[1]} views in refs/visible, but the split's rig is "
+                         f"{counts.grid}x{counts.grid}")
+    counts.shards += 1
+    counts.scenes += len(n_objects)
+    counts.pairs += len(rows)
+    counts.objects_per_scene.update(n_objects)
+    counts.objects_per_pair.update(n_objects[row] for row in rows)
+    counts.visible_per_view += visible.sum(axis=0)
+    counts.families.update(f["refs/family"].asstr()[()])
+    for sentence in f["refs/expression"].asstr()[()]:
+        counts.words_per_sentence[words(sentence)] += 1
+        for phrase, said in mentions.find(sentence):
+            counts.wordings[phrase] += 1
+            if said is not None:
+                counts.mentions[said[0]][said[1]] += 1
+    for program in f["refs/program"].asstr()[()]:
+        relation, attribute = relation_and_attribute(program)
+        counts.relations[relation] += 1
+        if attribute is not None:
+            counts.compared_attributes[attribute] += 1
+    counts.dropped_referent_hidden += int(f.attrs.get("dropped_referent_hidden", 0))
+    counts.dropped_related_hidden += int(f.attrs.get("dropped_related_hidden", 0))
+
+
+def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, list[Path]]]:
+    """The manifest of `root` and the shard files of each chosen split (all splits by default).
+
+    Raises FileNotFoundError when `root` holds no dataset.json, ValueError for an unknown split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory")
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise FileNotFoundError(f"{root} is not a clevr-remv dataset: {manifest_path(root).name} not found")
+    have = list(manifest.get("splits", {}))
+    chosen = list(splits) if splits else have
+    unknown = [s for s in chosen if s not in have]
+    if unknown:
+        raise ValueError(f"split {unknown[0]!r} not in {manifest_path(root)} (have {', '.join(have)})")
+    return manifest, {s: [root / name for name in manifest["splits"][s].get("shards", [])] for s in chosen}
+
+
+def collect(shards: dict[str, list[Path]], lexicon: Lexicon,
+            on_shard: Callable[[Path], None] | None = None) -> dict[str, SplitCounts]:
+    """Count every shard of every split; `on_shard` is called after each (a progress bar)."""
+    import h5py
+
+    mentions = MentionCounter(lexicon)
+    result = {}
+    for split, paths in shards.items():
+        counts = SplitCounts(split)
+        for path in paths:
+            try:
+                f = h5py.File(path, "r")
+            except OSError as error:
+                raise OSError(f"{path}: cannot open the shard ({error})") from None
+            with f:
+                add_shard(counts, f, mentions)
+            if on_shard is not None:
+                on_shard(path)
+        result[split] = counts
+    return result
