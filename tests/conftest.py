@@ -18,6 +18,24 @@ def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def copy_hiding_referents(source: Path, dest: Path, hidden: dict[int, list[int]]) -> dict[int, int]:
+    """Copy a rendered dataset, marking pair k of its first train shard not visible
+    (`refs/visible` false) in the views hidden[k]; returns k -> that pair's `refs/id`."""
+    import shutil
+
+    import h5py
+
+    from clevr_remv.store import DatasetReader
+
+    shutil.copytree(source, dest)
+    with h5py.File(DatasetReader(dest).shard_paths("train")[0], "r+") as f:
+        visible = f["refs/visible"][()]
+        for k, views in hidden.items():
+            visible[k, views] = False
+        f["refs/visible"][...] = visible
+        return {k: int(f["refs/id"][k]) for k in hidden}
+
+
 def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     out = tmp_path_factory.mktemp(name) / "out"
     result = run_cli("render", *TINY_ARGS, "--out", str(out))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import operator
 import pickle
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clevr_remv import RefDataset
+from conftest import copy_hiding_referents
 from clevr_remv.loader import select_views
 from clevr_remv.scene import Scene
 from clevr_remv.store import DatasetReader
@@ -103,14 +103,8 @@ def test_named_views_of_any_rig(grid: int) -> None:
 
 def test_invisible_pairs_are_dropped_unless_asked(tiny_dataset: Path, tmp_path: Path) -> None:
     root = tmp_path / "copy"
-    shutil.copytree(tiny_dataset, root)
-    shard = DatasetReader(root).shard_paths("train")[0]
-    with h5py.File(shard, "r+") as f:
-        visible = f["refs/visible"][()]
-        visible[0, [0, 4]] = False  # pair 0 hidden at a corner and at the centre
-        visible[3, 8] = False
-        f["refs/visible"][...] = visible
-        hidden_id = int(f["refs/id"][0])
+    # pair 0 hidden at a corner and at the centre, pair 3 at another corner
+    hidden_id = copy_hiding_referents(tiny_dataset, root, {0: [0, 4], 3: [8]})[0]
     pairs = len(shard_refs(root, "train"))
     ds = RefDataset(root, "train", views="all")
     assert len(ds) == pairs * 9 - 3

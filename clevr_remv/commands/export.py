@@ -1,0 +1,81 @@
+"""`clevr-remv export refcoco|coco DIR --out OUT [--views ...] [--splits ...]`: layouts that
+other code bases read unchanged (README, "Training and export")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from clevr_remv.cli import setup_logging, user_errors
+
+log = logging.getLogger("clevr_remv")
+
+
+def _splits(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise ValueError("--splits: no split named")
+    return names
+
+
+def _export_options(f: Callable) -> Callable:
+    """The arguments both formats take."""
+    options = [
+        click.argument("directory", type=click.Path(path_type=Path)),
+        click.option("--out", type=click.Path(path_type=Path), required=True,
+                     help="Folder to create (must be empty or absent unless --overwrite)."),
+        click.option("--views", default="center", show_default=True,
+                     help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
+        click.option("--splits", default=None, help="Comma-separated splits [default: all, e.g. train,val,test]."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the new export is complete)."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option("-v", "--verbose", is_flag=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run(export: Callable, directory: Path, out: Path, views: str, splits: str | None, overwrite: bool,
+         no_progress: bool, verbose: bool) -> dict:
+    setup_logging(verbose)
+    with user_errors():
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            return export(directory, out, views, _splits(splits), overwrite=overwrite, progress=not no_progress)
+
+
+@click.group("export")
+def command() -> None:
+    """Write a rendered dataset in layouts other code bases read unchanged."""
+
+
+@command.command("refcoco")
+@_export_options
+def refcoco(**kwargs) -> None:
+    """RefCOCO layout for the REFER API: REFER(OUT, "refcoco", "unc") loads it (LAVT, CRIS ...)."""
+    from clevr_remv.export import export_refcoco
+
+    result = _run(export_refcoco, **kwargs)
+    for split, c in result["splits"].items():
+        click.echo(f"{split}: {c['images']} images, {c['refs']} refs, "
+                   f"{c['skipped_invisible']} (pair, view) skipped (referent not visible)")
+    click.echo(f"wrote {kwargs['out']}: REFER data_root={kwargs['out']} dataset=refcoco splitBy=unc")
+
+
+@command.command("coco")
+@_export_options
+def coco(**kwargs) -> None:
+    """COCO instance segmentation: OUT/annotations/instances_<split>.json and OUT/<split>/*.png."""
+    from clevr_remv.export import export_coco
+
+    result = _run(export_coco, **kwargs)
+    for split, c in result["splits"].items():
+        click.echo(f"{split}: {c['images']} images, {c['annotations']} object annotations")
+    click.echo(f"wrote {kwargs['out']}")

@@ -1,0 +1,96 @@
+"""`export refcoco`: the layout that REFER (refer.py of LAVT, CRIS and their descendants)
+reads unchanged with `REFER(OUT, "refcoco", "unc")`.
+
+    OUT/refcoco/instances.json                   COCO images, annotations, categories
+    OUT/refcoco/refs(unc).p                      pickle: list of ref dicts
+    OUT/images/mscoco/images/train2014/*.png     one PNG per exported view
+    OUT/export.json                              what was exported, with counts
+
+REFER only knows the dataset names refcoco, refcoco+, refcocog and refclef, hence the
+borrowed name. One ref per (pair, view): REFER has no notion of views, so each view is its
+own image and a pair seen from four corners is four refs (ids in export/common.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from clevr_remv.export.common import (
+    CATEGORIES,
+    ExportPlan,
+    ExportView,
+    Pair,
+    ref_id,
+    staged_directory,
+    summary,
+    tokens,
+    write_json,
+    write_view,
+)
+from clevr_remv.loader import ViewSpec
+
+log = logging.getLogger("clevr_remv")
+
+DATASET = "refcoco"
+SPLIT_BY = "unc"
+IMAGE_DIR = Path("images/mscoco/images/train2014")
+REFS_NAME = f"refs({SPLIT_BY}).p"
+
+
+def ref_record(item: ExportView, pair: Pair, ann: dict[str, Any]) -> dict[str, Any]:
+    """A ref dict with every field REFER and the RES data loaders read, plus our provenance."""
+    rid = ref_id(item.split_no, pair.id, item.view)
+    words = tokens(pair.sentence)
+    return {
+        "ref_id": rid, "ann_id": ann["id"], "image_id": item.image_id, "split": item.split,
+        "category_id": ann["category_id"], "file_name": item.file_name, "sent_ids": [rid],
+        "sentences": [{"raw": pair.sentence, "sent": " ".join(words), "tokens": words, "sent_id": rid}],
+        "clevr_remv_ref_id": pair.id, "scene": item.scene, "view": item.view, "object": pair.object,
+    }
+
+
+def _export_view(item: ExportView, image_dir: Path, instances: dict[str, list[dict[str, Any]]],
+                 tally: Counter) -> list[dict[str, Any]]:
+    """Write one view's image, add its image record and annotations; its refs (visible referents)."""
+    record, anns = write_view(item, image_dir)
+    for ann in anns.values():
+        # REFER's getMask tests `type(segmentation[0]) == list` (polygons) and otherwise
+        # decodes `segmentation` as a list of RLEs (its refclef convention).
+        ann["segmentation"] = [ann["segmentation"]]
+    instances["images"].append(record)
+    instances["annotations"].extend(anns.values())
+    visible = [pair for pair in item.pairs if pair.visible and pair.object in anns]
+    tally.update(images=1, annotations=len(anns), refs=len(visible), skipped_invisible=len(item.pairs) - len(visible))
+    return [ref_record(item, pair, anns[pair.object]) for pair in visible]
+
+
+def export_refcoco(root: Path, out: Path, views: ViewSpec = "center", splits: list[str] | None = None, *,
+                   overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary."""
+    plan = ExportPlan(root, views, splits)
+    log.info("exporting %s, views %s of the %dx%d rig, as REFER %s/%s into %s",
+             ", ".join(plan.splits), plan.views, plan.grid, plan.grid, DATASET, SPLIT_BY, out)
+    counts: dict[str, Counter] = {s: Counter(images=0, annotations=0, refs=0, skipped_invisible=0)
+                                  for s in plan.splits}
+    instances: dict[str, list[dict[str, Any]]] = {"images": [], "annotations": []}
+    refs: list[dict[str, Any]] = []
+    with staged_directory(out, root, overwrite) as tmp:
+        image_dir = tmp / IMAGE_DIR
+        image_dir.mkdir(parents=True)
+        with plan.progress_bar(progress) as bar:
+            for item in plan:
+                refs.extend(_export_view(item, image_dir, instances, counts[item.split]))
+                bar.update(1)
+        result = summary(DATASET, plan, out, {s: dict(c) for s, c in counts.items()})
+        result["refer"] = {"data_root": str(Path(out).resolve()), "dataset": DATASET, "splitBy": SPLIT_BY}
+        write_json({"info": {"description": "CLEVR-Remv views exported for REFER", "views": plan.views},
+                    **instances, "categories": CATEGORIES},
+                   tmp / DATASET / "instances.json")
+        write_json(result, tmp / "export.json")
+        with open(tmp / DATASET / REFS_NAME, "wb") as f:
+            pickle.dump(refs, f, protocol=2)  # protocol 2: loadable by every Python 3 (and 2.7)
+    return result
