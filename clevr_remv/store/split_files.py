@@ -50,29 +50,39 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
     shard (a tiny dataset may have an empty test split); then the datasets are empty.
     """
     root = Path(root)
-    counts, first_attrs, refs = [], {}, {name: [] for name in ref_layout(views)}
+    counts, first_attrs, shard_refs = [], {}, []
     for i, name in enumerate(shard_names):
         with h5py.File(root / name, "r") as f:
             counts.append(int(f["scenes"].shape[0]))
             if i == 0:
                 first_attrs = attrs_dict(f)
-            offset = sum(counts[:-1])
-            for ref in refs:
-                values = f[ref].asstr()[()] if f[ref].dtype == STRING else f[ref][()]
-                refs[ref].append(values + offset if ref == "refs/scene" else values)
+            shard_refs.append(read_refs(f, views))
     offsets = np.cumsum([0, *counts])[:-1].astype(np.int64)
-    total = int(sum(counts))
+    refs = concatenate_refs(shard_refs, offsets, views)
     path = split_file_path(root, split)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for dataset, (shape, dtype) in scene_layout(views, height, width).items():
                 _virtual(f, dataset, shard_names, counts, shape, dtype)
             for dataset, (shape, dtype) in ref_layout(views).items():
-                parts = refs[dataset]
-                data = np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=object if dtype == STRING else dtype)
-                f.create_dataset(dataset, data=data, shape=(len(data), *shape), dtype=dtype)
-            _write_split_attrs(f, first_attrs, split, shard_names, offsets, total)
+                f.create_dataset(dataset, data=refs[dataset], shape=refs[dataset].shape, dtype=dtype)
+            _write_split_attrs(f, first_attrs, split, shard_names, offsets, int(sum(counts)))
     return path
+
+
+def read_refs(f: h5py.File, views: int) -> dict[str, np.ndarray]:
+    """Every `refs/*` dataset of an open shard (or split file), strings decoded."""
+    return {name: f[name].asstr()[()] if f[name].dtype == STRING else f[name][()] for name in ref_layout(views)}
+
+
+def concatenate_refs(parts: Sequence[dict[str, np.ndarray]], offsets: Sequence[int], views: int) -> dict[str, np.ndarray]:
+    """The refs of a split from its shards' refs: `refs/scene` moved by each shard's first row."""
+    out = {}
+    for name, (shape, dtype) in ref_layout(views).items():
+        arrays = [p[name] + np.int32(o) if name == "refs/scene" else p[name] for p, o in zip(parts, offsets)]
+        empty = np.zeros((0, *shape), dtype=object if dtype == STRING else dtype)
+        out[name] = np.concatenate([empty, *arrays]).astype(object if dtype == STRING else dtype)
+    return out
 
 
 def _virtual(f: h5py.File, dataset: str, shard_names: Sequence[str], counts: Sequence[int],
