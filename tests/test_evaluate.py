@@ -1,0 +1,204 @@
+"""`clevr-remv evaluate` on the tiny rendered dataset (3x3 rig: corners 0, 2, 6, 8, centre 4).
+
+The tiny dataset's test split is empty (3 scenes split 2/1/0), so these tests evaluate its val split.
+Ground truth for the predictions files comes from `RefDataset`, a reader independent of evaluate.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clevr_remv.cli import main
+from clevr_remv.evaluate import PredictionsWriter, evaluate, report_json, write_predictions
+from clevr_remv.loader import RefDataset
+
+SPLIT = "val"
+CORNERS_AND_CENTRE = [0, 2, 4, 6, 8]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def truth_samples(root: Path, views=CORNERS_AND_CENTRE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ref_ids, views, masks) of every visible (pair, view): a perfect model's predictions."""
+    samples = list(RefDataset(root, SPLIT, views=views))
+    return (np.array([s["ref_id"] for s in samples]), np.array([s["view"] for s in samples]),
+            np.stack([s["mask"] for s in samples]))
+
+
+def without_source(document: dict) -> dict:
+    return {k: v for k, v in document.items() if k != "source"}
+
+
+def assert_one_error_line(result, *texts: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for text in texts:
+        assert text in lines[0], lines[0]
+
+
+def test_oracle_scores_iou_1_everywhere_and_mvr_0(tiny_dataset):
+    report = evaluate(tiny_dataset, SPLIT, baseline="oracle", views="all").report
+    assert sorted(report.views) == list(range(9))
+    for scores in report.views.values():
+        assert scores.pairs > 0
+        assert scores.miou == scores.oiou == 1.0
+        assert all(p == 1.0 for p in scores.precision.values())
+    assert report.mvr_oiou == report.mvr_miou == 0.0
+
+
+def test_centre_mask_is_perfect_at_the_centre_only(tiny_dataset):
+    report = evaluate(tiny_dataset, SPLIT, baseline="centre-mask").report
+    assert sorted(report.views) == CORNERS_AND_CENTRE  # the baselines' default views
+    assert report.views[4].oiou == report.views[4].miou == 1.0
+    for corner in (0, 2, 6, 8):  # parallax moves the objects between views
+        assert report.views[corner].oiou < 1.0
+        assert report.views[corner].miou < 1.0
+    assert report.mvr_oiou > 0 and report.mvr_miou > 0
+
+
+def test_predictions_written_from_the_ground_truth_equal_the_oracle(tiny_dataset, tmp_path):
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    write_predictions(tmp_path / "pred.h5", ref_ids, views, masks)
+    mine = evaluate(tiny_dataset, SPLIT, predictions=tmp_path / "pred.h5")
+    oracle = evaluate(tiny_dataset, SPLIT, baseline="oracle")
+    assert without_source(report_json(mine)) == without_source(report_json(oracle))
+
+
+def test_png_folder_equals_the_hdf5_file(tiny_dataset, tmp_path):
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    shifted = np.roll(masks, 2, axis=2)  # an imperfect model: every mask two pixels to the right
+    shifted[::3] = False  # and some pairs missed completely
+    write_predictions(tmp_path / "pred.h5", ref_ids, views, shifted)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, (ref_id, view, mask) in enumerate(zip(ref_ids, views, shifted)):
+        pixels = mask.astype(np.uint8) * (255 if i % 2 else 1)  # nonzero is foreground, whatever the value
+        Image.fromarray(pixels).save(folder / f"{ref_id}_{view}.png")
+    (folder / "notes.txt").write_text("other files are ignored")
+    from_h5 = report_json(evaluate(tiny_dataset, SPLIT, predictions=tmp_path / "pred.h5"))
+    from_png = report_json(evaluate(tiny_dataset, SPLIT, predictions=folder))
+    assert without_source(from_h5) == without_source(from_png)
+    assert 0 < from_h5["views"]["4"]["oiou"] < 1 and from_h5["views"]["4"]["p@0.5"] <= 2 / 3
+
+
+def test_writer_in_batches_equals_one_call(tiny_dataset, tmp_path):
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    write_predictions(tmp_path / "one.h5", ref_ids, views, masks)
+    with PredictionsWriter(tmp_path / "batches.h5", *masks.shape[1:]) as out:
+        for start in range(0, len(ref_ids), 7):
+            out.add(ref_ids[start:start + 7], views[start:start + 7], masks[start:start + 7])
+    import h5py
+
+    with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "batches.h5") as b:
+        for name in ("ref_id", "view", "mask"):
+            assert np.array_equal(a[name][()], b[name][()])
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(ValueError, match="one entry per prediction"):
+        write_predictions(tmp_path / "pred.h5", [1, 2], [4], np.zeros((2, 4, 4), bool))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_views_are_those_in_the_predictions(tiny_dataset, tmp_path):
+    ref_ids, views, masks = truth_samples(tiny_dataset, views=[1, 4])
+    write_predictions(tmp_path / "pred.h5", ref_ids, views, masks)
+    report = evaluate(tiny_dataset, SPLIT, predictions=tmp_path / "pred.h5").report
+    assert sorted(report.views) == [1, 4] and report.chosen == (1, 4)
+    # Asking for fewer views than predicted scores only those (plus the centre for MVR).
+    report = evaluate(tiny_dataset, SPLIT, predictions=tmp_path / "pred.h5", views="1").report
+    assert sorted(report.views) == [1, 4] and report.chosen == (1,)
+
+
+def test_cli_prints_the_table_and_writes_json_and_plot(tiny_dataset, tmp_path):
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--baseline", "centre-mask", "--views", "corners",
+                    "--json", tmp_path / "scores.json", "--plot", tmp_path / "iou.png", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "P@0.5" in result.output and "MVR (overall IoU)" in result.output and "mean" in result.output
+    document = json.loads((tmp_path / "scores.json").read_text())
+    assert {"views", "mean", "std", "mvr_oiou", "mvr_miou"} <= set(document)
+    assert set(document["views"]) == {"0", "2", "4", "6", "8"}  # the centre comes along for MVR
+    assert document["chosen_views"] == [0, 2, 6, 8]
+    keys = {"miou", "oiou", "p@0.5", "p@0.6", "p@0.7", "p@0.8", "p@0.9", "pairs", "left_out"}
+    assert all(set(v) == keys for v in document["views"].values())
+    assert set(document["mean"]) == set(document["std"]) == keys - {"pairs", "left_out"}
+    corners = [document["views"][v]["oiou"] for v in ("0", "2", "6", "8")]
+    assert document["mean"]["oiou"] == pytest.approx(np.mean(corners))
+    assert document["mvr_oiou"] > 0
+    with Image.open(tmp_path / "iou.png") as im:
+        assert im.format == "PNG" and im.width > 200 and im.height > 200
+
+
+def bad_predictions(root: Path, tmp_path: Path, case: str) -> Path:
+    ref_ids, views, masks = truth_samples(root)
+    if case == "unknown ref id":
+        ref_ids = ref_ids.copy()
+        ref_ids[[3, 5]] = 987654321
+    elif case == "view outside the rig":
+        views = views.copy()
+        views[4] = 9
+    elif case == "duplicate":
+        ref_ids, views, masks = (np.concatenate([a, a[:2]]) for a in (ref_ids, views, masks))
+    elif case == "wrong size":
+        masks = masks[:, :-1, :]
+    elif case == "centre missing":
+        keep = views != 4
+        ref_ids, views, masks = ref_ids[keep], views[keep], masks[keep]
+    elif case == "corner missing":
+        keep = np.arange(len(views)) != np.flatnonzero(views == 8)[0]
+        ref_ids, views, masks = ref_ids[keep], views[keep], masks[keep]
+    path = tmp_path / "pred.h5"
+    write_predictions(path, ref_ids, views, masks)
+    return path
+
+
+@pytest.mark.parametrize("case, texts", [
+    ("unknown ref id", ["2 prediction(s) with a ref_id that is not a pair", "ref_id 987654321"]),
+    ("view outside the rig", ["1 prediction(s) for a view outside the 3x3 rig", "view 9"]),
+    ("duplicate", ["2 duplicate prediction(s)"]),
+    ("wrong size", ["mask(s) of the wrong size", "47 x 64"]),
+    ("centre missing", ["pair(s) have no prediction for the centre view 4"]),
+    ("corner missing", ["1 pair(s) visible in view 8 have no prediction there"]),
+])
+def test_bad_predictions_end_with_one_line(tiny_dataset, tmp_path, case, texts):
+    path = bad_predictions(tiny_dataset, tmp_path, case)
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", path, "--no-progress",
+                    "--json", tmp_path / "scores.json")
+    assert_one_error_line(result, str(path), *texts)
+    assert not (tmp_path / "scores.json").exists()
+
+
+@pytest.mark.parametrize("args, text", [
+    ([], "give --predictions"),
+    (["--baseline", "oracle", "--predictions", "x.h5"], "exclude each other"),
+    (["--baseline", "oracle", "--views", "0,12"], "view 12 is outside the 3x3 rig"),
+    (["--baseline", "oracle", "--split", "nope"], "split 'nope' not in"),
+    (["--baseline", "oracle", "--split", "test"], "split 'test'"),
+    (["--predictions", "does-not-exist.h5"], "no such predictions file"),
+])
+def test_bad_arguments_end_with_one_line(tiny_dataset, args, text):
+    assert_one_error_line(invoke("evaluate", tiny_dataset, "--split", SPLIT, *args, "--no-progress"), text)
+
+
+def test_a_predictions_file_without_its_datasets_is_one_line(tiny_dataset, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "pred.h5", "w") as f:
+        f["ref_id"] = np.arange(3)
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", tmp_path / "pred.h5")
+    assert_one_error_line(result, "no dataset view, mask")
+
+
+def test_badly_named_pngs_are_one_line(tiny_dataset, tmp_path):
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "pair3-view4.png")
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", tmp_path)
+    assert_one_error_line(result, "1 PNG file(s) not named <ref_id>_<view>.png", "pair3-view4.png")
