@@ -49,9 +49,7 @@ def depth_colormap() -> Colormap:
     """viridis reversed (near is bright); background (+inf, masked) in light grey."""
     from matplotlib import colormaps
 
-    cmap = colormaps["viridis_r"].copy()
-    cmap.set_bad("#d9d9d9")
-    return cmap
+    return colormaps["viridis_r"].with_extremes(bad="#d9d9d9")
 
 
 def depth_range(depth: np.ndarray) -> tuple[float, float]:
