@@ -328,11 +328,11 @@ def check_complete(preds: Predictions, truth: GroundTruth, views: Sequence[int])
     The centre is checked first with its own message when other views are evaluated: MVR divides each
     view's score by the centre's over the same pairs.
     """
-    rows = preds.row_of()
+    n_views = truth.grid * truth.grid
+    predicted = preds.ref_ids * n_views + preds.views
 
     def missing(view: int) -> np.ndarray:
-        return np.array([truth.visible[r, view] and (int(truth.ids[r]), view) not in rows
-                         for r in range(len(truth.ids))], dtype=bool)
+        return truth.visible[:, view] & ~np.isin(truth.ids * n_views + view, predicted)
 
     c = truth.centre
     if any(v != c for v in views):
@@ -345,7 +345,7 @@ def check_complete(preds: Predictions, truth: GroundTruth, views: Sequence[int])
                  f"pair(s) visible in view {view} have no prediction there (predict every pair whose referent "
                  f"is visible in the chosen views, or choose views with --views)",
                  lambda r: f"ref_id {truth.ids[r]}, view {view}")
-    return rows
+    return preds.row_of()
 
 
 def file_predictor(preds: Predictions, truth: GroundTruth, rows: dict[tuple[int, int], int]) -> Predictor:

@@ -202,3 +202,27 @@ def test_badly_named_pngs_are_one_line(tiny_dataset, tmp_path):
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "pair3-view4.png")
     result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", tmp_path)
     assert_one_error_line(result, "1 PNG file(s) not named <ref_id>_<view>.png", "pair3-view4.png")
+
+
+def test_a_hidden_referent_is_left_out_of_that_view_only(tiny_dataset, tmp_path):
+    import shutil
+
+    import h5py
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, root)
+    ref_ids, views, masks = truth_samples(root)
+    with h5py.File(root / "val" / "shard-00000.h5", "r+") as f:  # as if pair 0 were occluded in view 8
+        f["refs/visible"][0, 8] = False
+        hidden = int(f["refs/id"][0])
+    report = evaluate(root, SPLIT, baseline="centre-mask").report
+    assert report.views[8].left_out == 1 and report.views[8].pairs == report.views[4].pairs - 1
+    assert all(report.views[v].left_out == 0 for v in (0, 2, 4, 6))
+    # Its prediction may be absent (not an error) or present (ignored): the figures are the same.
+    keep = ~((ref_ids == hidden) & (views == 8))
+    write_predictions(tmp_path / "without.h5", ref_ids[keep], views[keep], masks[keep])
+    write_predictions(tmp_path / "with.h5", ref_ids, views, np.zeros_like(masks) | masks & keep[:, None, None])
+    without = report_json(evaluate(root, SPLIT, predictions=tmp_path / "without.h5"))
+    with_it = report_json(evaluate(root, SPLIT, predictions=tmp_path / "with.h5"))
+    assert without_source(without) == without_source(with_it)
+    assert without["views"]["8"]["left_out"] == 1 and without["views"]["8"]["oiou"] == 1.0
