@@ -24,10 +24,11 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Template folder whose lexicon.json says which words name which value "
                    "(default: the repository's templates/).")
+@click.option("--no-figures", is_flag=True, help="Only the table, stats.json and table.md (no matplotlib).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
-def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | None, no_progress: bool,
-            verbose: bool) -> None:
+def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | None, no_figures: bool,
+            no_progress: bool, verbose: bool) -> None:
     """Statistics and figures of the dataset in DATASET, read from its small datasets only.
 
     Prints a Markdown table per split beside the published CLEVR-Remv figures and writes it,
@@ -40,7 +41,7 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
 
     from clevr_remv.expressions import resolve_templates
     from clevr_remv.stats.collect import collect, dataset_shards
-    from clevr_remv.stats.figures import write_figures
+    from clevr_remv.stats.figures import write_figures  # imports matplotlib only when drawing
     from clevr_remv.stats.report import build_report, markdown_tables
     from clevr_remv.store.atomic import atomic_path, write_json_atomic
 
@@ -54,10 +55,10 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
         report = build_report(str(dataset), manifest, counts)
         table = markdown_tables(report)
         figdir.mkdir(parents=True, exist_ok=True)
-        figures = write_figures(report, figdir)
+        figures = [] if no_figures else write_figures(report, figdir)
         write_json_atomic(figdir / "stats.json", {**report, "table": table,
                                                   "figures": [p.name for p in figures]})
         with atomic_path(figdir / "table.md") as tmp:
             tmp.write_text(table, encoding="utf-8")
-    log.info("wrote %s, table.md and %d figure files into %s", "stats.json", len(figures), figdir)
+    log.info("wrote stats.json, table.md and %d figure files into %s", len(figures), figdir)
     click.echo(table, nl=False)
