@@ -44,20 +44,12 @@ def main() -> None:
     """Generate and use CLEVR-Remv, a light-field dataset for referring expression segmentation."""
 
 
-def _progress_bar(total_views: int) -> Callable[[], None]:
+def _progress_bar(total_views: int) -> Callable[[int], None]:
+    """One bar over every view of the run (all workers), with rate and ETA; tick(n) counts n views."""
     from tqdm import tqdm
 
     bar = tqdm(total=total_views, unit="view", dynamic_ncols=True, smoothing=0.05)
-    return lambda: bar.update(1)
-
-
-def _blender_renderer(config: RenderConfig):
-    def factory():
-        from clevr_remv.render.renderer import BlenderRenderer, blender_version
-
-        return BlenderRenderer(config), blender_version()
-
-    return factory
+    return bar.update
 
 
 @main.command()
@@ -77,18 +69,43 @@ def _blender_renderer(config: RenderConfig):
               help="Mantissa bits kept in float32 depth: relative error < 2^-(bits+1) (12: < 1.2e-4, "
                    "5.5x smaller); 23 = lossless.")
 @click.option("--scenes-per-shard", type=int, default=10, show_default=True, help="Scenes per HDF5 shard file.")
-@click.option("--shard", "only", default=None, metavar="SPLIT:N",
-              help="Render only this shard (e.g. train:3), for farm jobs; the last one writes dataset.json.")
+@click.option("--shard", "only", default=None, metavar="SPLIT:N|I/N|auto",
+              help="Render only some shards: one (train:3), job I of N's share (0-based, e.g. 3/100), or auto "
+                   "(I and N from the job array's variables: Slurm, SGE, LSF, PBS). The job that completes the "
+                   "dataset writes dataset.json.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes, one Blender each, rendering shards in parallel [default: one per GPU "
+                   "(times --workers-per-gpu), else 1].")
+@click.option("--gpus", default=None, metavar="LIST|all",
+              help="Pin each worker to one of these GPUs (indices among the backend's, e.g. 0,2).")
+@click.option("--workers-per-gpu", type=int, default=1, show_default=True,
+              help="Workers sharing one GPU (small images keep a GPU busier with several).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's processes; ray: Ray tasks on a cluster (pip install 'clevr-remv[ray]'; "
+                   "--out must be on a filesystem every node shares).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
 def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
            samples: int | None, device: str, depth_bits: int, scenes_per_shard: int, only: str | None,
+           workers: int | None, gpus: str | None, workers_per_gpu: int, executor: str, ray_address: str | None,
            no_progress: bool, verbose: bool) -> None:
-    """Render a dataset into OUT (resumable: complete shards are skipped)."""
-    setup_logging(verbose)
-    from clevr_remv import pipeline
-    from clevr_remv.shards import parse_shard, plan_shards
+    """Render a dataset into OUT (resumable: complete shards are skipped).
 
+    Exit status: 0 done (or this job's shards done), 1 an error or shards that failed twice,
+    130 / 143 stopped by SIGINT / SIGTERM (temporary files removed; the same command resumes).
+    """
+    setup_logging(verbose)
+    import os
+
+    from clevr_remv import pipeline
+    from clevr_remv.runners.choose import make_executor
+    from clevr_remv.runners.job_array import select_shards
+    from clevr_remv.runners.stopping import RenderInterrupted, resume_command
+    from clevr_remv.shards import plan_shards
+
+    single_process = bool((click.get_current_context().find_root().obj or {}).get("single_process"))
     with user_errors():
         quality = QUALITY_PRESETS[preset]
         if samples is not None:
@@ -96,17 +113,31 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
         config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
                               quality=quality, device=device, scenes_per_shard=scenes_per_shard,
                               depth_mantissa_bits=depth_bits)
-        shard = parse_shard(only, plan_shards(config)) if only else None
+        shards = None
+        if only:
+            shards, which = select_shards(only, plan_shards(config), os.environ)
+            log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
         sizes = config.split_sizes()
         log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
                  scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
         log.info("quality %s: %d samples, %s", preset, quality.samples,
                  f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
+        chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process)
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with logging_redirect_tqdm():
-            result = pipeline.run(config, out, _blender_renderer(config), only=shard,
-                                  progress=None if no_progress else _progress_bar)
+        try:
+            with logging_redirect_tqdm():
+                result = pipeline.run(config, out, only=shards, executor=chosen,
+                                      progress=None if no_progress else _progress_bar)
+        except RenderInterrupted as stop:
+            click.echo(f"{stop}: unfinished shards' temporary files removed; complete shards are kept. "
+                       f"Resume with:\n  {resume_command()}", err=True)
+            raise click.exceptions.Exit(stop.exit_code) from None
+    if result.failed:
+        for name, error in result.failed.items():
+            click.echo(f"failed: {name}: {error}", err=True)
+        raise click.ClickException(f"{len(result.failed)} shard(s) failed twice (listed above); the other shards "
+                                   "are complete: fix the cause and run the same command again")
     if result.manifest is None:
         click.echo(f"rendered {len(result.rendered)} shard(s) into {out}; dataset.json follows when all shards exist")
     else:

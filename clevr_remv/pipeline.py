@@ -11,8 +11,8 @@ import itertools
 import json
 import logging
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -175,14 +175,28 @@ def _compare(ours: dict, theirs: dict, where: Path) -> None:
 
 @dataclass
 class RunResult:
-    rendered: list[ShardSpec]
+    rendered: list[ShardSpec]  # attempted; those in `failed` are not on disk
     skipped: list[ShardSpec]
     manifest: Path | None  # written when every shard of the dataset is complete
+    failed: dict[str, str] = field(default_factory=dict)  # shard name -> error, after the retry
 
 
-def pending_shards(config: RenderConfig, out: Path, only: ShardSpec | None = None) -> tuple[list[ShardSpec], list[ShardSpec]]:
+class Executor(Protocol):
+    """Where shards render: this process, local worker processes, Ray tasks (clevr_remv.runners).
+
+    `execute` renders `todo` with `render_shard`, calls `tick(n)` as views finish, retries a
+    failed shard once and returns an `Outcome` (Blender version, shards that failed twice).
+    It raises RenderInterrupted on SIGINT/SIGTERM and DiskFull on ENOSPC.
+    """
+
+    def execute(self, config: RenderConfig, out: Path, todo: list[ShardSpec],
+                tick: Callable[[int], None] | None): ...
+
+
+def pending_shards(config: RenderConfig, out: Path, only: ShardSpec | Sequence[ShardSpec] | None = None,
+                   ) -> tuple[list[ShardSpec], list[ShardSpec]]:
     """(to render, already complete): a re-run skips finished shards and redoes the rest."""
-    shards = [only] if only is not None else plan_shards(config)
+    shards = plan_shards(config) if only is None else [only] if isinstance(only, ShardSpec) else list(only)
     done = [s for s in shards if shard_is_complete(s.path(out))]
     return [s for s in shards if s not in done], done
 
@@ -222,25 +236,33 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
     return out / "dataset.json"
 
 
-def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Renderer, str]],
-        only: ShardSpec | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> RunResult:
-    """Render every pending shard (or just `only`), then finish the dataset if it is complete."""
+def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Renderer, str]] | None = None,
+        only: ShardSpec | Sequence[ShardSpec] | None = None,
+        progress: Callable[[int], Callable[[int], None]] | None = None,
+        executor: Executor | None = None) -> RunResult:
+    """Render every pending shard (or those of `only`), then finish the dataset if it is complete.
+
+    `executor` says where (default: this process, with `renderer_factory`'s renderer);
+    `progress(total_views)` returns the `tick(n)` that counts finished views.
+    """
     check_fits_in_memory(config)
     check_output(out, config)
     sweep_stale_temporaries(out)
     todo, done = pending_shards(config, out, only)
     log.info("output %s: %d shard(s) to render, %d already complete", out, len(todo), len(done))
-    blender = None
+    blender, failed = None, {}
     if todo:
-        renderer, blender = renderer_factory()
+        if executor is None:
+            from clevr_remv.runners.serial import SerialExecutor
+
+            executor = SerialExecutor(renderer_factory)
         tick = progress(sum(s.scene_count for s in todo) * config.views) if progress else None
-        for shard in todo:
-            pairs = render_shard(config, shard, out, renderer, blender, tick)
-            log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
+        outcome = executor.execute(config, out, todo, tick)
+        blender, failed = outcome.blender, outcome.failed
     manifest = finish_dataset(config, out, blender or _blender_from_shards(config, out))
     if manifest:
         log.info("dataset complete: %s", manifest)
-    return RunResult(todo, done, manifest)
+    return RunResult(todo, done, manifest, failed)
 
 
 def _blender_from_shards(config: RenderConfig, out: Path) -> str:

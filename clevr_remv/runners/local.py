@@ -1,0 +1,329 @@
+"""`--workers N`: N shards at a time, each worker a process of its own with its own Blender.
+
+Blender's state is global to a process, and `bpy` must not be forked, so workers are
+*spawned* (a fresh interpreter each). The parent hands out one shard at a time to whichever
+worker is free (fast and slow shards even out), counts the views the workers report on one
+queue for one progress bar, and re-emits their log records, prefixed `worker N:`, as one log.
+
+Failures stay local: a shard whose worker raised is retried once (on a free worker), one
+whose worker died (killed, out of memory, a crash in Blender) is retried once in a fresh
+process; a second failure is reported by name while the other shards go on. SIGINT/SIGTERM
+are forwarded to the workers, which stop at their next finished view and remove their
+temporary files; a full disk stops every worker the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clevr_remv.config import RenderConfig
+from clevr_remv.devices import DeviceChoice, WorkerDevice
+from clevr_remv.pipeline import render_shard
+from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
+from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, stop_on_signals
+from clevr_remv.shards import ShardSpec
+from clevr_remv.store import shard_is_complete
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how often the parent looks for dead workers while no event arrives
+STOP_GRACE_S = 120.0  # after a stop, how long a worker may take to finish its view
+
+
+# ---------------------------------------------------------------- in the worker process
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux VmHWM), None where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class _Prefix(logging.Filter):
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.prefix = f"worker {worker}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.prefix + record.getMessage()
+        record.args = None
+        return True
+
+
+def _worker_logging(worker: int, events: Any, level: int) -> None:
+    """Send every log record to the parent, which prints them in its one log."""
+    handler = logging.handlers.QueueHandler(events)
+    handler.addFilter(_Prefix(worker))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _stop_handlers(flag: StopFlag) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: flag.set(signum))
+
+
+def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: str, tasks: Any, events: Any,
+                level: int) -> None:
+    """A worker process: take shards from `tasks` until None, report on `events`.
+
+    The renderer is set up with the first shard, so a setup failure is that shard's failure
+    (and the process ends: its retry gets a fresh one).
+    """
+    flag = StopFlag()
+    _stop_handlers(flag)
+    _worker_logging(worker, events, level)
+    started = time.monotonic()
+    renderer, blender = None, ""
+    while (shard := tasks.get()) is not None:
+        try:
+            flag.check()
+            if renderer is None:
+                from clevr_remv.render.renderer import BlenderRenderer, blender_version
+
+                renderer, blender = BlenderRenderer(config, gpu_index), blender_version()
+                _stop_handlers(flag)  # in case importing Blender replaced them
+                events.put(("ready", worker, blender, time.monotonic() - started))
+            on_view = flag.checking(lambda: events.put(("view", worker)))
+            pairs = render_shard(config, shard, Path(out), renderer, blender, on_view)
+        except RenderInterrupted:
+            events.put(("interrupted", worker, shard.name))
+            break
+        except Exception as error:
+            fatal = renderer is None  # no renderer: this process is of no use, its retry gets a fresh one
+            events.put(("failed", worker, shard.name, describe_error(error), is_disk_full(error), fatal))
+            if fatal:
+                break
+            continue
+        events.put(("done", worker, shard.name, pairs))
+    events.put(("exit", worker, peak_rss_mb()))
+
+
+# ---------------------------------------------------------------- in the parent process
+
+
+@dataclass
+class _Worker:
+    device: WorkerDevice
+    process: Any  # multiprocessing.context.SpawnProcess
+    tasks: Any  # its own queue: the parent knows which shard each worker holds
+    started: float
+    shard: ShardSpec | None = None
+    views: int = 0  # of the current shard, taken back from the bar if it fails
+    told_to_stop: bool = False
+    reaped: bool = False
+
+
+@dataclass
+class LocalStats:
+    """Figures the benchmark reads: start-up time and peak memory per worker process."""
+
+    startup_s: list[float] = field(default_factory=list)  # spawn + import bpy + renderer setup
+    peak_rss_mb: list[float] = field(default_factory=list)
+
+
+class LocalExecutor:
+    """Render shards on `devices` (one worker process each; see devices.plan_workers)."""
+
+    def __init__(self, devices: list[WorkerDevice], choice: DeviceChoice) -> None:
+        if not devices:
+            raise ValueError("no workers to run")
+        self.devices, self.choice = devices, choice
+        self.stats = LocalStats()
+
+    def execute(self, config: RenderConfig, out: Path, todo: list[ShardSpec],
+                tick: Callable[[int], None] | None) -> Outcome:
+        return _LocalRun(self, config, out, todo, tick or (lambda n: None)).run()
+
+
+class _LocalRun:
+    def __init__(self, executor: LocalExecutor, config: RenderConfig, out: Path, todo: list[ShardSpec],
+                 tick: Callable[[int], None]) -> None:
+        self.executor, self.config, self.out, self.tick = executor, config, out, tick
+        self.ctx = multiprocessing.get_context("spawn")
+        self.events = self.ctx.Queue()
+        self.book = RetryBook(todo)
+        self.by_name = {s.name: s for s in todo}
+        self.workers: dict[int, _Worker] = {}
+        self.flag = StopFlag()
+        self.disk_full: ShardSpec | None = None
+        self.blender: str | None = None
+        self.level = logging.getLogger("clevr_remv").getEffectiveLevel()
+
+    # -- the loop
+
+    def run(self) -> Outcome:
+        devices = self.executor.devices[: len(self.book.pending)]
+        log.info("%d worker process(es): %s", len(devices),
+                 "; ".join(d.describe(self.executor.choice) for d in devices))
+        with stop_on_signals(self.flag, self._forward):
+            try:
+                for device in devices:
+                    self._start(device)
+                while any(not w.reaped for w in self.workers.values()):
+                    self._pump(POLL_S)
+                    self._reap()
+                    self._top_up()
+            finally:
+                self._shutdown()
+        if self.disk_full is not None:
+            raise DiskFull(self.disk_full.path(self.out), self.out)
+        if self.flag.signum is not None:
+            raise RenderInterrupted(self.flag.signum)
+        return Outcome(self.blender, self.book.failed)
+
+    @property
+    def stopping(self) -> bool:
+        return self.flag.signum is not None or self.disk_full is not None
+
+    def _start(self, device: WorkerDevice) -> None:
+        tasks = self.ctx.SimpleQueue()
+        process = self.ctx.Process(
+            target=worker_main, name=f"clevr-remv-worker-{device.worker}", daemon=True,
+            args=(device.worker, device.gpu_index, self.config, str(self.out), tasks, self.events, self.level))
+        from clevr_remv.render.process import sys_path_for_children
+
+        with sys_path_for_children():
+            process.start()
+        worker = _Worker(device, process, tasks, time.monotonic())
+        self.workers[device.worker] = worker
+        log.debug("started worker %d (pid %d)", device.worker, process.pid)
+        self._hand_out(worker)
+
+    def _hand_out(self, worker: _Worker) -> None:
+        shard = None if self.stopping else self.book.next()
+        worker.shard, worker.views = shard, 0
+        if shard is None:
+            worker.told_to_stop = True
+        worker.tasks.put(shard)
+
+    def _top_up(self) -> None:
+        """Start fresh processes for shards waiting while a worker slot has no live process."""
+        for device in self.executor.devices:
+            if self.stopping or not self.book.pending:
+                return
+            worker = self.workers.get(device.worker)
+            if worker is None or worker.reaped:
+                self._start(device)
+
+    def _forward(self, signum: int) -> None:
+        """Signal handler: pass the stop on; the loop sends idle workers their None."""
+        for worker in self.workers.values():
+            if worker.process.pid and not worker.reaped:
+                try:
+                    os.kill(worker.process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    # -- events
+
+    def _pump(self, timeout: float) -> None:
+        """Handle the next event (waiting up to `timeout`) and every one already queued."""
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            event = None
+        while event is not None:
+            self._handle(event)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                event = None
+        if self.stopping:
+            for worker in self.workers.values():
+                if worker.shard is None and not worker.told_to_stop:
+                    self._hand_out(worker)
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, logging.LogRecord):
+            logging.getLogger(event.name).handle(event)
+            return
+        kind, wid, *rest = event
+        worker = self.workers[wid]
+        if kind == "view":
+            worker.views += 1
+            self.tick(1)
+        elif kind == "ready":
+            self.blender = rest[0]
+            startup = time.monotonic() - worker.started
+            self.executor.stats.startup_s.append(startup)
+            log.info("worker %d ready after %.1f s (process start, Blender %s, renderer set-up)", wid, startup, rest[0])
+        elif kind == "done":
+            log.info("wrote %s (%d scenes, %d pairs) [worker %d]", worker.shard.path(self.out),
+                     worker.shard.scene_count, rest[1], wid)
+            self._hand_out(worker)
+        elif kind == "failed":
+            name, error, disk_full, fatal = rest
+            worker.told_to_stop = worker.told_to_stop or fatal
+            self._failed(worker, error, disk_full)
+        elif kind == "interrupted":
+            worker.shard = None
+            worker.told_to_stop = True
+        elif kind == "exit":
+            if rest[0] is not None:
+                self.executor.stats.peak_rss_mb.append(rest[0])
+            worker.told_to_stop = True
+
+    def _failed(self, worker: _Worker, error: str, disk_full: bool = False) -> None:
+        shard, worker.shard = worker.shard, None
+        self.tick(-worker.views)
+        if disk_full:
+            if self.disk_full is None:
+                self.disk_full = shard
+                log.error("%s: disk full; stopping every worker", shard.name)
+                self._forward(signal.SIGTERM)
+        else:
+            self.book.failure(shard, f"{error} [worker {worker.device.worker}]")
+        if not worker.told_to_stop and worker.process.is_alive():
+            self._hand_out(worker)
+
+    def _reap(self) -> None:
+        """Notice workers whose process ended; a shard it still held failed with it."""
+        for worker in self.workers.values():
+            if worker.reaped or worker.process.is_alive():
+                continue
+            if worker.shard is not None:
+                self._pump(0.2)  # its last words may still be in the queue
+            worker.process.join()
+            worker.reaped = True
+            shard = worker.shard
+            if shard is None:
+                continue
+            if shard_is_complete(shard.path(self.out)):  # written, but the 'done' was lost
+                worker.shard = None
+                continue
+            code = worker.process.exitcode
+            how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+            self._failed(worker, f"worker process died ({how})")
+
+    def _shutdown(self) -> None:
+        """Normally every worker has exited here; after an error in the parent, end them."""
+        live = [w for w in self.workers.values() if w.process.is_alive()]
+        for worker in live:
+            if not worker.told_to_stop:
+                worker.tasks.put(None)
+            worker.process.terminate()  # SIGTERM: the worker stops at its next view
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(w.process.is_alive() for w in live) and time.monotonic() < deadline:
+            self._pump(0.2)
+        for worker in live:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+        self.events.close()
