@@ -509,7 +509,10 @@ def format_report(evaluation: Evaluation) -> str:
         lines.append("  ".join(c.rjust(w) for c, w in zip(x, widths)))
     lines.append(f"mean and std over the {len(r.chosen)} chosen view(s)"
                  + ("; * centre view, evaluated as MVR's reference only" if len(r.chosen) < len(r.views) else ""))
-    lines.append(f"MVR (overall IoU): {_pct(r.mvr_oiou)} %   MVR (mean IoU): {_pct(r.mvr_miou)} %")
+    if set(r.views) == {r.grid * r.grid // 2}:
+        lines.append("MVR: n/a (only the centre view evaluated)")
+    else:
+        lines.append(f"MVR (overall IoU): {_pct(r.mvr_oiou)} %   MVR (mean IoU): {_pct(r.mvr_miou)} %")
     return "\n".join(lines)
 
 
