@@ -83,6 +83,9 @@ def apply_settings(scene: bpy.types.Scene, config: RenderConfig, device: DeviceC
     layer.use_pass_object_index = True
 
     image = render.image_settings
+    if bpy.app.version >= (5, 0, 0):
+        # 5.0 groups file formats by media type: multilayer EXR exists only under this one.
+        image.media_type = "MULTI_LAYER_IMAGE"
     image.file_format = "OPEN_EXR_MULTILAYER"
     image.color_depth = "32"
     image.exr_codec = "NONE"  # a RAM file read once: compression only costs time
