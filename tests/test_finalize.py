@@ -1,0 +1,131 @@
+"""`clevr-remv finalize`: farm jobs render shards apart; finalize names what is missing, then completes the dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clevr_remv import config as config_module
+from clevr_remv.config import QUALITY_PRESETS, LayoutConfig, Quality, RenderConfig, render_arguments
+from clevr_remv.store import read_manifest, split_file_path
+from conftest import TINY_ARGS, run_cli
+from test_split_files import assert_split_file_matches_shards
+
+# One scene per shard: train/shard-00000, train/shard-00001 and val/shard-00000.
+ARGS = [*TINY_ARGS[: TINY_ARGS.index("--scenes-per-shard")], "--scenes-per-shard", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "out"
+    result = run_cli("render", *ARGS, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_finalize_names_missing_shards_then_completes_the_dataset(single_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "farm"
+    for job in ("val:0", "train:0"):  # train:1 never ran
+        assert run_cli("render", *ARGS, "--out", str(out), "--shard", job).exit_code == 0
+    assert not (out / "dataset.json").exists()
+
+    result = run_cli("finalize", str(out))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "1 of 3 shards are missing or incomplete:"
+    assert lines[1] == "  train/shard-00001.h5 (missing, scenes 1..1)"
+    assert lines[-1].startswith("Error: ") and "1 shard(s) missing" in lines[-1]
+    commands = [line.strip() for line in lines if line.strip().startswith("clevr-remv render ")]
+    assert len(commands) == 1 and commands[0].endswith("--shard train:1")
+    assert not (out / "dataset.json").exists()
+
+    argv = shlex.split(commands[0])
+    rendered = run_cli(*argv[1:], "--no-progress")  # the printed command, as a user would paste it
+    assert rendered.exit_code == 0, rendered.output
+    assert read_manifest(out) == read_manifest(single_run)  # the last job completed the dataset
+
+    for name in ("dataset.json", "train.h5", "val.h5", "test.h5"):
+        (out / name).unlink()
+    result = run_cli("finalize", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"dataset complete: {out / 'dataset.json'}"
+    assert read_manifest(out) == read_manifest(single_run)
+    assert_split_file_matches_shards(out, "train", ["train/shard-00000.h5", "train/shard-00001.h5"])
+    assert split_file_path(out, "test").is_file()
+    assert run_cli("verify", str(out), "--no-progress").exit_code == 0
+
+
+def test_finalize_sweeps_temporaries_of_dead_processes_only(single_run: Path, tmp_path: Path) -> None:
+    out = Path(shutil.copytree(single_run, tmp_path / "out"))
+    host = socket.gethostname()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        dead = out / "train" / f".shard-00001.h5.tmp-{host}-{_dead_pid()}"
+        alive = [out / "train" / f".shard-00000.h5.tmp-{host}-{sleeper.pid}",
+                 out / "train" / f".shard-00009.h5.tmp-{host}-{os.getpid()}",
+                 out / "val" / f".shard-00000.h5.tmp-other-node-{_dead_pid()}"]
+        for path in [dead, *alive]:
+            path.write_bytes(b"half a shard")
+        assert run_cli("finalize", str(out)).exit_code == 0
+        assert not dead.exists()
+        assert all(path.exists() for path in alive)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("where", ["empty", "absent"])
+def test_finalize_without_shards_is_a_one_line_error(tmp_path: Path, where: str) -> None:
+    out = tmp_path / "out"
+    if where == "empty":
+        out.mkdir()
+    result = run_cli("finalize", str(out))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {out} holds no complete shard and no dataset.json: nothing to work on"]
+
+
+CONFIGS = [
+    RenderConfig(),
+    RenderConfig(scenes=7, seed=3, width=100, height=60, grid=5, baseline=0.25, quality=QUALITY_PRESETS["final"],
+                 depth_mantissa_bits=23, scenes_per_shard=4, device="cpu"),
+    RenderConfig(scenes=1, seed=2**40, quality=Quality(samples=9, denoiser_quality="FAST"), baseline=1 / 3),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_render_arguments_give_back_the_config(config: RenderConfig, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing the printed options with the real `render` command builds a config of equal identity."""
+    args = render_arguments(config)
+    built: list[RenderConfig] = []
+
+    def capture(config: RenderConfig) -> None:
+        built.append(config)
+        raise ValueError("captured")  # stop before anything renders
+
+    monkeypatch.setattr(config_module, "validate", capture)
+    result = run_cli("render", "--out", str(tmp_path / "out"), *args)
+    assert "captured" in result.output and built
+    assert built[0].identity() == config.identity()
+    assert json.dumps(built[0].identity(), sort_keys=True) == json.dumps(config.identity(), sort_keys=True)
+
+
+@pytest.mark.parametrize("config", [RenderConfig(lens_mm=50.0), RenderConfig(layout=LayoutConfig(max_objects=5)),
+                                    RenderConfig(quality=Quality(samples=8, light_tree=True))])
+def test_settings_without_an_option_are_refused(config: RenderConfig) -> None:
+    with pytest.raises(ValueError):
+        render_arguments(config)
