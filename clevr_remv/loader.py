@@ -62,6 +62,15 @@ def select_views(views: ViewSpec, grid: int) -> list[int]:
     return chosen
 
 
+def describe_views(views: Sequence[int], grid: int) -> str:
+    """Short words for a view selection, for logs: "center (40)", "corners (0,8,72,80)", "all 81"."""
+    listed = ",".join(str(v) for v in views)
+    for name in ("center", "corners", "all"):
+        if list(views) == select_views(name, grid):
+            return f"all {len(views)}" if name == "all" else f"{name} ({listed})"
+    return listed
+
+
 def rig_grid(manifest: dict[str, Any]) -> int:
     """N of the N x N rig a dataset was rendered with, from its manifest."""
     grid = manifest.get("config", {}).get("grid")
@@ -149,7 +158,7 @@ class RefDataset:
         return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:
-        return (f"RefDataset({str(self.root)!r}, {self.split!r}, views={self.views}, "
+        return (f"RefDataset({str(self.root)!r}, {self.split!r}, views={describe_views(self.views, self.grid)!r}, "
                 f"visible_only={self.visible_only}): {len(self)} samples")
 
     # -- file handles: one set per process, never pickled

@@ -226,3 +226,20 @@ def test_coco_export_loads_with_pycocotools(tiny_dataset: Path, tmp_path: Path) 
                     np.testing.assert_array_equal(coco.annToMask(ann), mask == ann["object"])
                     assert coco.loadCats(ann["category_id"])[0]["name"] in ("cube", "sphere", "cylinder")
     assert json.loads((out / "annotations/instances_test.json").read_text())["images"] == []
+
+
+@pytest.mark.parametrize("kind", ["refcoco", "coco"])
+def test_workers_write_the_same_export(tiny_dataset: Path, tmp_path: Path, kind: str) -> None:
+    for workers in ("1", "2"):
+        result = export(kind, str(tiny_dataset), "--out", str(tmp_path / workers), "--views", "corners",
+                        "--workers", workers)
+        assert result.exit_code == 0, result.output
+    files = {w: sorted(p.relative_to(tmp_path / w) for p in (tmp_path / w).rglob("*") if p.is_file())
+             for w in ("1", "2")}
+    assert files["1"] == files["2"] and len(files["1"]) > 12
+    for name in files["1"]:
+        one, two = (tmp_path / "1" / name).read_bytes(), (tmp_path / "2" / name).read_bytes()
+        if name.suffix == ".p":  # pickle's memo differs for strings shared within one process
+            assert pickle.loads(one) == pickle.loads(two)
+        elif name.name != "export.json":  # which records the output folder
+            assert one == two, name

@@ -161,3 +161,12 @@ def test_worker_processes_yield_the_same_samples(tiny_dataset: Path, method: str
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_torch_example_runs(tiny_dataset: Path) -> None:
+    pytest.importorskip("torch")  # optional: clevr-remv does not depend on it
+    example = Path(__file__).parent.parent / "examples" / "train_loader.py"
+    result = subprocess.run([sys.executable, str(example), str(tiny_dataset), "--views", "corners", "--workers", "2"],
+                            capture_output=True, text=True, check=True)
+    pairs = len(shard_refs(tiny_dataset, "train"))
+    assert f"{pairs * 4} samples in" in result.stdout and "image (8, 3, 48, 64) torch.float32" in result.stdout

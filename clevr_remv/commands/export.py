@@ -32,6 +32,8 @@ def _export_options(f: Callable) -> Callable:
         click.option("--views", default="center", show_default=True,
                      help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
         click.option("--splits", default=None, help="Comma-separated splits [default: all, e.g. train,val,test]."),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="Processes writing shards in parallel (PNG and RLE encoding dominate)."),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the new export is complete)."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True),
@@ -41,14 +43,17 @@ def _export_options(f: Callable) -> Callable:
     return f
 
 
-def _run(export: Callable, directory: Path, out: Path, views: str, splits: str | None, overwrite: bool,
-         no_progress: bool, verbose: bool) -> dict:
+def _run(export: Callable, directory: Path, out: Path, views: str, splits: str | None, workers: int,
+         overwrite: bool, no_progress: bool, verbose: bool) -> dict:
     setup_logging(verbose)
     with user_errors():
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         with logging_redirect_tqdm():
-            return export(directory, out, views, _splits(splits), overwrite=overwrite, progress=not no_progress)
+            if workers < 1:
+                raise ValueError(f"--workers {workers}: give at least 1")
+            return export(directory, out, views, _splits(splits), overwrite=overwrite, workers=workers,
+                          progress=not no_progress)
 
 
 @click.group("export")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import pickle
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,14 @@ from clevr_remv.export.common import (
     ExportView,
     Pair,
     ref_id,
+    run_shards,
     staged_directory,
     summary,
     tokens,
     write_json,
     write_view,
 )
-from clevr_remv.loader import ViewSpec
+from clevr_remv.loader import ViewSpec, describe_views
 
 log = logging.getLogger("clevr_remv")
 
@@ -53,44 +55,49 @@ def ref_record(item: ExportView, pair: Pair, ann: dict[str, Any]) -> dict[str, A
     }
 
 
-def _export_view(item: ExportView, image_dir: Path, instances: dict[str, list[dict[str, Any]]],
-                 tally: Counter) -> list[dict[str, Any]]:
-    """Write one view's image, add its image record and annotations; its refs (visible referents)."""
-    record, anns = write_view(item, image_dir)
-    for ann in anns.values():
-        # REFER's getMask tests `type(segmentation[0]) == list` (polygons) and otherwise
-        # decodes `segmentation` as a list of RLEs (its refclef convention).
-        ann["segmentation"] = [ann["segmentation"]]
-    instances["images"].append(record)
-    instances["annotations"].extend(anns.values())
-    visible = [pair for pair in item.pairs if pair.visible and pair.object in anns]
-    tally.update(images=1, annotations=len(anns), refs=len(visible), skipped_invisible=len(item.pairs) - len(visible))
-    return [ref_record(item, pair, anns[pair.object]) for pair in visible]
+def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
+                  tick: Callable[[], Any] | None) -> tuple[int, dict[str, Any]]:
+    """Write one shard's views; its image records, annotations, refs and counts."""
+    out: dict[str, Any] = {"images": [], "annotations": [], "refs": [], "split": split,
+                           "counts": Counter(images=0, annotations=0, refs=0, skipped_invisible=0)}
+    for item in plan.views_of(split, path):
+        record, anns = write_view(item, staging / IMAGE_DIR)
+        for ann in anns.values():
+            # REFER's getMask tests `type(segmentation[0]) == list` (polygons) and otherwise
+            # decodes `segmentation` as a list of RLEs (its refclef convention).
+            ann["segmentation"] = [ann["segmentation"]]
+        visible = [pair for pair in item.pairs if pair.visible and pair.object in anns]
+        out["images"].append(record)
+        out["annotations"].extend(anns.values())
+        out["refs"].extend(ref_record(item, pair, anns[pair.object]) for pair in visible)
+        out["counts"].update(images=1, annotations=len(anns), refs=len(visible),
+                             skipped_invisible=len(item.pairs) - len(visible))
+        if tick is not None:
+            tick()
+    return out["counts"]["images"], out
 
 
 def export_refcoco(root: Path, out: Path, views: ViewSpec = "center", splits: list[str] | None = None, *,
-                   overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+                   overwrite: bool = False, workers: int = 1, progress: bool = False) -> dict[str, Any]:
     """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary."""
     plan = ExportPlan(root, views, splits)
-    log.info("exporting %s, views %s of the %dx%d rig, as REFER %s/%s into %s",
-             ", ".join(plan.splits), plan.views, plan.grid, plan.grid, DATASET, SPLIT_BY, out)
-    counts: dict[str, Counter] = {s: Counter(images=0, annotations=0, refs=0, skipped_invisible=0)
-                                  for s in plan.splits}
+    log.info("exporting %s, views %s, as REFER %s/%s into %s",
+             ", ".join(plan.splits), describe_views(plan.views, plan.grid), DATASET, SPLIT_BY, out)
+    counts = {s: Counter(images=0, annotations=0, refs=0, skipped_invisible=0) for s in plan.splits}
     instances: dict[str, list[dict[str, Any]]] = {"images": [], "annotations": []}
     refs: list[dict[str, Any]] = []
-    with staged_directory(out, root, overwrite) as tmp:
-        image_dir = tmp / IMAGE_DIR
-        image_dir.mkdir(parents=True)
-        with plan.progress_bar(progress) as bar:
-            for item in plan:
-                refs.extend(_export_view(item, image_dir, instances, counts[item.split]))
-                bar.update(1)
+    with staged_directory(out, root, overwrite) as staging:
+        (staging / IMAGE_DIR).mkdir(parents=True)
+        for shard in run_shards(plan, _export_shard, staging, workers, progress):
+            instances["images"].extend(shard["images"])
+            instances["annotations"].extend(shard["annotations"])
+            refs.extend(shard["refs"])
+            counts[shard["split"]].update(shard["counts"])
         result = summary(DATASET, plan, out, {s: dict(c) for s, c in counts.items()})
         result["refer"] = {"data_root": str(Path(out).resolve()), "dataset": DATASET, "splitBy": SPLIT_BY}
         write_json({"info": {"description": "CLEVR-Remv views exported for REFER", "views": plan.views},
-                    **instances, "categories": CATEGORIES},
-                   tmp / DATASET / "instances.json")
-        write_json(result, tmp / "export.json")
-        with open(tmp / DATASET / REFS_NAME, "wb") as f:
+                    **instances, "categories": CATEGORIES}, staging / DATASET / "instances.json")
+        write_json(result, staging / "export.json")
+        with open(staging / DATASET / REFS_NAME, "wb") as f:
             pickle.dump(refs, f, protocol=2)  # protocol 2: loadable by every Python 3 (and 2.7)
     return result
