@@ -144,20 +144,38 @@ def _draw_centre(page: _Page, data: SceneViews, colours: list[str], left: float,
     ax = page.axes(left, top, width, height)
     mask = data.masks[data.centre]
     ax.imshow(data.images[data.centre], interpolation="antialiased")
-    hidden = []
+    hidden, labels = [], []
     for obj in data.scene.objects:
         colour = colours[obj.id - 1]
         if not _draw_outline(ax, mask, obj.id, colour, 1.5):
             hidden.append(obj.id)
             continue
         x, y = centroid(mask, obj.id)
-        ax.text(x, y, f"{obj.id} {object_label(obj)}", fontsize=7, color="white", ha="center", va="center",
-                clip_on=True, bbox={"boxstyle": "round,pad=0.15", "facecolor": colour, "alpha": 0.75, "linewidth": 0})
+        labels.append(ax.text(x, y, f"{obj.id} {object_label(obj)}", fontsize=7.5, color="white", ha="center",
+                              va="center", clip_on=True,
+                              bbox={"boxstyle": "round,pad=0.15", "facecolor": colour, "alpha": 0.8, "linewidth": 0}))
     _no_ticks(ax)
+    _separate(ax, labels)
     r, c = view_position(data.centre, data.grid)
     ax.set_title(f"centre view ({r}, {c}): object masks, id and attributes", fontsize=10, loc="left")
     if hidden:
         ax.set_xlabel("no pixels in this view: " + ", ".join(str(i) for i in hidden), fontsize=8)
+
+
+def _separate(ax: Axes, labels: list) -> None:
+    """Move labels down, top to bottom, until no two overlap (crowded scenes put centroids close)."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for label in sorted(labels, key=lambda t: t.get_position()[1]):
+        box = start = label.get_window_extent(renderer).expanded(1.0, 1.1)
+        for _ in range(len(labels) * 3):
+            clash = next((other for other in placed if box.overlaps(other)), None)
+            if clash is None:
+                break
+            box = box.translated(0, clash.y0 - box.y1 - 1)  # display y grows upwards: this moves down
+        x, y = ax.transData.transform(label.get_position())
+        label.set_position(ax.transData.inverted().transform((x, y + box.y0 - start.y0)))
+        placed.append(box)
 
 
 def _draw_depth(page: _Page, data: SceneViews, left: float, top: float, width: float, height: float) -> None:
@@ -206,8 +224,11 @@ def scene_figure(data: SceneViews) -> Figure:
     """The whole page for one scene: mosaic, centre view with labelled masks, depth, sentences."""
     h, w = data.size
     aspect = h / w
-    large_w = (PAGE_WIDTH - 2 * MARGIN - 2 * GAP - 0.9) / 3
-    large_h = large_w * aspect
+    # The centre view gets 45 % of the width, the mosaic 29 %, the depth map the rest.
+    band = PAGE_WIDTH - 2 * MARGIN - 2 * GAP - 0.9
+    centre_w, mosaic_w = 0.45 * band, 0.29 * band
+    depth_w = band - centre_w - mosaic_w
+    large_h = centre_w * aspect
     panel_w = (PAGE_WIDTH - 2 * MARGIN - TEXT_WIDTH - 4 * SMALL_GAP) / 5
     panel_h = panel_w * aspect
     row_h = panel_h + 0.45
@@ -220,9 +241,9 @@ def scene_figure(data: SceneViews) -> Figure:
               f"{len(scene.objects)} objects · {len(data.sentences)} sentences", fontsize=14, weight="bold")
     colours = object_colours()
     top = TITLE + PANEL_TITLE
-    _draw_mosaic(page, data, MARGIN, top, large_w, large_h)
-    _draw_centre(page, data, colours, MARGIN + large_w + GAP, top, large_w, large_h)
-    _draw_depth(page, data, MARGIN + 2 * (large_w + GAP), top, large_w, large_h)
+    _draw_mosaic(page, data, MARGIN, top, mosaic_w, mosaic_w * aspect)
+    _draw_centre(page, data, colours, MARGIN + mosaic_w + GAP, top, centre_w, large_h)
+    _draw_depth(page, data, MARGIN + mosaic_w + centre_w + 2 * GAP, top, depth_w, depth_w * aspect)
     top = top_band
     page.text(MARGIN, top, "Sentences, referent outlined in the centre and the four corner views "
               "(grey, dashed: hidden in that view, refs/visible false)", fontsize=11, weight="bold")

@@ -40,7 +40,7 @@ def data_uri(rgb: np.ndarray, image_format: str = "jpeg") -> str:
     if image_format == "jpeg":
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     elif image_format == "png":
-        image.save(buffer, format="PNG", optimize=True)
+        image.save(buffer, format="PNG")
     else:
         raise ValueError(f"unknown image format {image_format!r} (use jpeg or png)")
     return f"data:image/{image_format};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
