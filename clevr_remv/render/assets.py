@@ -50,9 +50,19 @@ def make_mesh(shape: str) -> bpy.types.Mesh:
     return mesh
 
 
+def ensure_node_tree(datablock: bpy.types.Material | bpy.types.World) -> None:
+    """Give a new material or world its default node tree.
+
+    Blender 5.x creates it with the datablock (and deprecates `use_nodes`); 4.5 creates it
+    when `use_nodes` is switched on.
+    """
+    if datablock.node_tree is None:
+        datablock.use_nodes = True
+
+
 def _principled(name: str, color: tuple[float, float, float], metallic: float, roughness: float) -> bpy.types.Material:
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    ensure_node_tree(material)
     bsdf = material.node_tree.nodes["Principled BSDF"]
     bsdf.inputs["Base Color"].default_value = (*color, 1.0)
     bsdf.inputs["Metallic"].default_value = metallic

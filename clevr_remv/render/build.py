@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from clevr_remv.render.assets import AssetLibrary, make_ground_material
+from clevr_remv.render.assets import AssetLibrary, ensure_node_tree, make_ground_material
 from clevr_remv.rig import OPENCV_TO_BLENDER, look_at_rotation
 from clevr_remv.scene import Light, Scene, SceneObject
 from clevr_remv.vocabulary import half_height
@@ -39,7 +39,7 @@ def build_static_world(scene: bpy.types.Scene) -> bpy.types.Object:
     scene.collection.objects.link(ground)
 
     world = bpy.data.worlds.new("world")
-    world.use_nodes = True
+    ensure_node_tree(world)
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (*WORLD_COLOR, 1.0)
     scene.world = world
 

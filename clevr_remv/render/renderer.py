@@ -22,6 +22,7 @@ from clevr_remv.render.build import build_scene, build_static_world, reset_blend
 from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_settings, select_device
 from clevr_remv.render.passes import ViewPasses, read_passes
 from clevr_remv.scene import Scene
+from clevr_remv.seeds import cycles_seed
 from clevr_remv.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class BlenderRenderer:
         self._scene.render.filepath = str(self._tmp / "view.exr")
         self._built: tuple[str, int, int] | None = None
         self._rig: tuple[rig.RigSpec, np.ndarray, np.ndarray] | None = None  # built scene's rig, K, w2c
+        self._scene_seed: tuple[int, ...] = ()
         self.stopwatch = Stopwatch()
 
     def close(self) -> None:
@@ -95,15 +97,20 @@ class BlenderRenderer:
             self._camera.data.lens = scene.rig.lens_mm
             self._camera.data.sensor_width = scene.rig.sensor_mm
             self._rig = (scene.rig, rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig))
+            self._scene_seed = scene.seed
             self._built = key
 
-    def _place_camera(self, view: int) -> None:
-        """Move the one camera to `view` of the built scene's rig."""
+    def _set_view(self, view: int) -> None:
+        """Move the one camera to `view` of the built scene's rig and give Cycles that view's seed.
+
+        A seed per view decorrelates the residual noise across the light field (see seeds.py).
+        """
         from mathutils import Matrix
 
         spec, Ks, w2cs = self._rig
         self._camera.matrix_world = Matrix(rig.blender_matrix_world(w2cs[view]).tolist())
         self._camera.data.shift_x, self._camera.data.shift_y = rig.blender_shift(Ks[view], spec.width, spec.height)
+        self._scene.cycles.seed = cycles_seed(self._scene_seed, view)
 
     def _render_view(self, with_image: bool = True, section: str = "render") -> ViewPasses:
         with self.stopwatch.section(section), quiet_stdout():
@@ -128,7 +135,7 @@ class BlenderRenderer:
     def probe_centre_mask(self, scene: Scene) -> np.ndarray:
         """Instance mask of the central view from a 1-sample render (the index pass is exact)."""
         self._ensure_built(scene)
-        self._place_camera(scene.rig.centre_view)
+        self._set_view(scene.rig.centre_view)
         with self._quality(PROBE_QUALITY):
             return self._render_view(with_image=False, section="probe").mask
 
@@ -138,7 +145,7 @@ class BlenderRenderer:
         images = []
         with self._quality(quality):
             for view in views:
-                self._place_camera(view)
+                self._set_view(view)
                 images.append(self._render_view().image)
         return np.stack(images)
 
@@ -150,7 +157,7 @@ class BlenderRenderer:
         masks = np.empty((spec.views, spec.height, spec.width), np.uint8)
         depth = np.empty((spec.views, spec.height, spec.width), np.float32)
         for view in range(spec.views):
-            self._place_camera(view)
+            self._set_view(view)
             passes = self._render_view()
             images[view], masks[view], depth[view] = passes.image, passes.mask, passes.depth
             if on_view is not None:
