@@ -115,8 +115,8 @@ class RefDataset:
         self.views = select_views(views, self.grid)
         self.shards: list[str] = [str(p) for p in reader.shard_paths(split)]
 
-        parts = [_index_shard(path, shard_no, np.asarray(self.views, dtype=np.int16), visible_only)
-                 for shard_no, path in enumerate(self.shards)]
+        view_array = np.asarray(self.views, dtype=np.int16)
+        parts = [_index_shard(path, view_array, visible_only) for path in self.shards]
         # Per pair (R, all shards): id, referent, split-wide scene index, sentence.
         self.ref_ids = _concat([p["id"] for p in parts], np.int64)
         self.ref_objects = _concat([p["object"] for p in parts], np.int16)
@@ -190,7 +190,7 @@ class RefDataset:
         self._pid = os.getpid()
 
 
-def _index_shard(path: str, shard_no: int, views: np.ndarray, visible_only: bool) -> dict[str, Any]:
+def _index_shard(path: str, views: np.ndarray, visible_only: bool) -> dict[str, Any]:
     """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only."""
     import h5py
 
