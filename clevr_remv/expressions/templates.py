@@ -107,8 +107,15 @@ class TemplateSet:
 
 
 def default_template_dir() -> Path:
-    """The repository's `templates/` folder, found relative to this package."""
-    return Path(__file__).resolve().parents[2] / "templates"
+    """The templates shipped inside the package, else the checkout's `templates/`.
+
+    Wheels (every non-editable install) carry a copy as `clevr_remv/templates/` (setup.py
+    makes it); an editable install has none there and reads the repository's folder, which
+    is where users edit them.
+    """
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "templates"
+    return shipped if shipped.is_dir() else package.parent / "templates"
 
 
 def load_templates(path: str | Path | None = None) -> TemplateSet:
