@@ -1,9 +1,11 @@
 """Render shards inside a Blender install: `blender -b -P blender_scripts/render_shard.py -- ARGS`.
 
-For render farms whose nodes have Blender 4.5 but not pip's `bpy` module. ARGS are those of
-`clevr-remv render` for one process (e.g. `--scenes 10000 --out /data/clevr-remv --shard auto --gpus 0`). Blender's
-bundled Python needs this package's dependencies once:
-    blender -b --python-expr "import subprocess, sys; subprocess.check_call([sys.executable, '-m', 'pip', 'install', '/path/to/clevr-remv'])"
+For render farms whose nodes have Blender (4.5 LTS or 5.x) but not pip's `bpy` module. ARGS are those of
+`clevr-remv render` for one process (e.g. `--scenes 10000 --out /data/clevr-remv --shard auto --gpus 0`).
+The script imports the package from its own checkout; Blender's bundled Python needs the other
+dependencies once (not `bpy`, which Blender is, nor NumPy, which Blender bundles):
+    PY=$(blender -b --python-expr "import sys; print('PY=' + sys.executable)" | sed -n 's/^PY=//p')
+    $PY -m ensurepip && $PY -m pip install h5py click pycocotools OpenEXR tqdm pillow matplotlib
 """
 
 import sys
