@@ -206,10 +206,11 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
     shards = plan_shards(config)
     if not all(shard_is_complete(s.path(out)) for s in shards):
         return None
-    splits = {}
+    splits, versions = {}, set()
     for split in SPLITS:
         mine = [s for s in shards if s.split == split]
         attrs = [read_shard_attrs(s.path(out)) for s in mine]
+        versions.update(str(a.get("blender_version", "unknown")) for a in attrs)
         counted = lambda key: sum(int(a.get(key, 0)) for a in attrs)  # noqa: E731
         splits[split] = {
             "scenes": sum(s.scene_count for s in mine),
@@ -222,6 +223,8 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
         "generator": "clevr-remv",
         "generator_version": __version__,
         "blender_version": blender,
+        # Every Blender that rendered a shard: farms may mix 4.5 and 5.x (images differ by noise).
+        "blender_versions": sorted(versions),
         "master_seed": config.seed,
         "config": config.identity(),
         "views": config.views,

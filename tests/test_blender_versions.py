@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def test_every_shard_and_the_manifest_record_the_blender_version(tiny_dataset: P
     for name in shard_paths(tiny_dataset):
         with h5py.File(tiny_dataset / name, "r") as f:
             assert f.attrs["blender_version"] == bpy.app.version_string, name
+
+
+def test_the_manifest_lists_every_blender_that_rendered_a_shard(tiny_dataset: Path, tmp_path: Path) -> None:
+    import bpy
+
+    from clevr_remv.config import from_dict
+    from clevr_remv.pipeline import finish_dataset
+
+    out = tmp_path / "out"
+    shutil.copytree(tiny_dataset, out)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["blender_versions"] == [bpy.app.version_string]
+    with h5py.File(out / "val/shard-00000.h5", "r+") as f:  # as if a farm node had another Blender
+        f.attrs["blender_version"] = "9.9.9"
+    finish_dataset(from_dict(manifest["config"]), out, manifest["blender_version"])
+    assert json.loads((out / "dataset.json").read_text())["blender_versions"] == sorted([bpy.app.version_string, "9.9.9"])
 
 
 # -------------------------------------------------- the two EXR layouts the reader must accept
