@@ -64,14 +64,20 @@ class PredictionsWriter:
             for batch in loader:
                 out.add(batch_ref_ids, batch_views, batch_masks)   # masks (B, H, W) bool/uint8
 
-    Masks are stored as uint8 0/1, gzip-compressed, one mask per chunk.
+    Masks are stored as uint8 0/1, gzip-compressed, one mask per chunk. Small batches (one sample
+    at a time is fine) are buffered and written `BUFFER_PIXELS` at a time: growing HDF5 datasets per
+    mask cost ~15 ms each, ten times the mask's own write.
     """
+
+    BUFFER_PIXELS = 1 << 25  # 32 MB of buffered masks (about 218 masks of 480x320)
 
     def __init__(self, path: Path | str, height: int, width: int) -> None:
         self.path = Path(path)
         self.height, self.width = int(height), int(width)
         self._stack: ExitStack | None = None
         self._file: h5py.File | None = None
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._buffered = 0
 
     def __enter__(self) -> "PredictionsWriter":
         stack = ExitStack()
@@ -87,6 +93,13 @@ class PredictionsWriter:
 
     def __exit__(self, *exc: Any) -> bool | None:
         assert self._stack is not None
+        if exc[0] is None:
+            try:
+                self._flush()
+            except BaseException as error:  # the temporary file is removed, `path` left as it was
+                if not self._stack.__exit__(type(error), error, error.__traceback__):
+                    raise
+                return None
         return self._stack.__exit__(*exc)
 
     def add(self, ref_ids: Sequence[int] | np.ndarray, views: Sequence[int] | np.ndarray,
@@ -105,8 +118,19 @@ class PredictionsWriter:
         for name, values in (("ref_ids", ref_ids), ("views", views)):
             if values.size and not np.issubdtype(values.dtype, np.integer):
                 raise ValueError(f"{name} must be integers, got {values.dtype}")
-        n, b = self._file["ref_id"].shape[0], len(ref_ids)
-        for name, values in (("ref_id", ref_ids), ("view", views), ("mask", masks != 0)):
+        self._buffer.append((ref_ids.astype(np.int64), views.astype(np.int64), masks != 0))
+        self._buffered += masks.size
+        if self._buffered >= self.BUFFER_PIXELS:
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._file is not None
+        if not self._buffer:
+            return
+        columns = [np.concatenate(parts) for parts in zip(*self._buffer)]
+        self._buffer, self._buffered = [], 0
+        n, b = self._file["ref_id"].shape[0], len(columns[0])
+        for name, values in zip(("ref_id", "view", "mask"), columns):
             self._file[name].resize(n + b, axis=0)
             self._file[name][n:] = values
 

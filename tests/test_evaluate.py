@@ -226,3 +226,14 @@ def test_a_hidden_referent_is_left_out_of_that_view_only(tiny_dataset, tmp_path)
     with_it = report_json(evaluate(root, SPLIT, predictions=tmp_path / "with.h5"))
     assert without_source(without) == without_source(with_it)
     assert without["views"]["8"]["left_out"] == 1 and without["views"]["8"]["oiou"] == 1.0
+
+
+def test_an_interrupted_writer_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "pred.h5"
+    write_predictions(path, [1], [4], np.ones((1, 4, 4), bool))
+    before = path.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        with PredictionsWriter(path, 4, 4) as out:
+            out.add([2], [4], np.zeros((1, 4, 4), bool))
+            raise KeyboardInterrupt
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
