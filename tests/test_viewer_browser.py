@@ -205,6 +205,17 @@ def test_mask_and_depth_toggles(browser, page) -> None:
     assert shown(browser)["src"] == embedded["images"][4]
 
 
+def test_a_scene_without_sentences_still_navigates(browser, tiny_dataset: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    path = tmp_path / "empty.html"
+    save_viewer(dataclasses.replace(load_scene(tiny_dataset, "val", 0), sentences=()), path)
+    browser.get(path.as_uri())
+    assert shown(browser)["position"].startswith("row 1, col 1")
+    press(browser, Keys.ARROW_DOWN)
+    assert (shown(browser)["row"], shown(browser)["col"]) == (2, 1)
+
+
 def test_an_injected_sentence_is_text_not_script(browser, page) -> None:
     from selenium.webdriver.common.by import By
 
