@@ -33,6 +33,7 @@ from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
 from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, stop_on_signals
 from clevr_remv.shards import ShardSpec
 from clevr_remv.store import shard_is_complete
+from clevr_remv.store.atomic import sweep_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ class _LocalRun:
             if shard_is_complete(shard.path(self.out)):  # written, but the 'done' was lost
                 worker.shard = None
                 continue
+            sweep_stale_temporaries(self.out)  # the dead worker's half-written shard (joined: its pid is free)
             code = worker.process.exitcode
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
             self._failed(worker, f"worker process died ({how})")
