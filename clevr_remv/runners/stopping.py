@@ -111,6 +111,6 @@ def stop_on_signals(flag: StopFlag, also: Callable[[int], None] | None = None) -
 def resume_command(argv: list[str] | None = None) -> str:
     """The command line that resumes this run: the same one (complete shards are skipped)."""
     argv = list(sys.argv if argv is None else argv)
-    if argv and Path(argv[0]).name == "cli.py":  # started as python -m clevr_remv.cli
-        argv = [sys.executable, "-m", "clevr_remv.cli", *argv[1:]]
+    if argv and argv[0].endswith(".py"):  # a script run by Python (blender_scripts/ with pip's bpy)
+        argv = [sys.executable, *argv]
     return shlex.join(argv)
