@@ -352,3 +352,31 @@ def test_ref_strings_round_trip(tmp_path: Path, expressions: list[str], family: 
         got = shard.refs()
     assert [g["expression"] for g in got] == expressions
     assert {g["family"] for g in got} == {family}
+
+
+def test_a_zombie_or_finished_process_counts_as_gone_and_a_running_one_as_alive(tmp_path: Path) -> None:
+    """A killed writer whose parent died too may stay a zombie (unreaped): it writes nothing, so its file is stale."""
+    import subprocess
+    import time
+
+    from clevr_remv.store.atomic import pid_is_alive, stale_temporaries
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    finished = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{finished.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not pid_is_alive(finished.pid)  # exited, not yet reaped
+        assert pid_is_alive(sleeper.pid) and pid_is_alive(os.getpid())
+        host = socket.gethostname()
+        zombie = tmp_path / f".shard-00000.h5.tmp-{host}-{finished.pid}"
+        live = tmp_path / f".shard-00001.h5.tmp-{host}-{sleeper.pid}"
+        for path in (zombie, live):
+            path.write_bytes(b"")
+        assert stale_temporaries(tmp_path) == [zombie]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        finished.wait()

@@ -102,7 +102,17 @@ def pid_is_alive(pid: int) -> bool:
         return True
     except OSError as error:
         return error.errno != errno.ESRCH
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process nobody has reaped yet (its parent died too, and PID 1 does not reap, as in
+    some containers) still answers signal 0, but it can write nothing: Linux says 'Z' in /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # not Linux, or gone meanwhile
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def stale_temporaries(root: Path) -> list[Path]:

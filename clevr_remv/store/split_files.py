@@ -65,7 +65,8 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
             for dataset, (shape, dtype) in scene_layout(views, height, width).items():
                 _virtual(f, dataset, shard_names, counts, shape, dtype)
             for dataset, (shape, dtype) in ref_layout(views).items():
-                f.create_dataset(dataset, data=refs[dataset], shape=refs[dataset].shape, dtype=dtype)
+                f.create_dataset(dataset, data=refs[dataset], shape=refs[dataset].shape, dtype=dtype,
+                                 track_times=False)
             _write_split_attrs(f, first_attrs, split, shard_names, offsets, int(sum(counts)))
     return path
 
@@ -90,14 +91,22 @@ def _virtual(f: h5py.File, dataset: str, shard_names: Sequence[str], counts: Seq
     """One virtual dataset: rows [offset, offset + count) of the split map to shard `name`."""
     total = int(sum(counts))
     if total == 0:
-        f.create_dataset(dataset, shape=(0, *shape), dtype=dtype)
+        f.create_dataset(dataset, shape=(0, *shape), dtype=dtype, track_times=False)
         return
     layout = h5py.VirtualLayout(shape=(total, *shape), dtype=dtype)
     offset = 0
     for name, count in zip(shard_names, counts):
         layout[offset:offset + count] = h5py.VirtualSource(name, dataset, shape=(count, *shape))
         offset += count
-    f.create_virtual_dataset(dataset, layout)
+    # What `create_virtual_dataset` does, without the creation time HDF5 records by default:
+    # an unchanged dataset then gives a byte-identical split file (a re-run rewrites nothing).
+    dcpl = layout._get_dcpl(f.filename)
+    dcpl.set_obj_track_times(False)
+    tid = h5py.h5t.py_create(np.dtype(dtype), logical=1)
+    space = h5py.h5s.create_simple((total, *shape))
+    parent, _, leaf = dataset.rpartition("/")
+    group = f.require_group(parent) if parent else f
+    h5py.h5d.create(group.id, name=leaf.encode(), tid=tid, space=space, dcpl=dcpl)
 
 
 def _write_split_attrs(f: h5py.File, shard_attrs: dict[str, Any], split: str, shard_names: Sequence[str],
