@@ -237,3 +237,16 @@ def test_an_interrupted_writer_keeps_the_previous_file(tmp_path):
             out.add([2], [4], np.zeros((1, 4, 4), bool))
             raise KeyboardInterrupt
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+
+
+def test_centre_mask_figures_match_an_independent_computation(tiny_dataset):
+    masks = {(s["ref_id"], s["view"]): s["mask"] for s in RefDataset(tiny_dataset, SPLIT, views=[4, 0, 7])}
+    report = evaluate(tiny_dataset, SPLIT, baseline="centre-mask", views=[0, 7]).report
+    for view in (0, 7):
+        pairs = [r for (r, v) in masks if v == view]
+        inter = np.array([(masks[r, view] & masks[r, 4]).sum() for r in pairs])
+        union = np.array([(masks[r, view] | masks[r, 4]).sum() for r in pairs])
+        assert report.views[view].oiou == pytest.approx(inter.sum() / union.sum())
+        assert report.views[view].miou == pytest.approx(np.mean(inter / union))
+    q = {v: report.views[v].oiou for v in (0, 7)}
+    assert report.mvr_oiou == pytest.approx(-(q[0] * np.log(q[0]) / 2 + q[7] * np.log(q[7]) / 1))
