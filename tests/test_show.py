@@ -113,6 +113,12 @@ def test_show_refuses_a_directory_that_is_not_a_dataset(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "is not a directory" in result.output
 
 
+def test_show_refuses_an_output_in_a_missing_directory(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = run_cli("show", str(tiny_dataset), "--html", str(tmp_path / "no" / "x.html"))
+    assert result.exit_code == 1 and result.output == f"Error: cannot write {tmp_path / 'no' / 'x.html'}: " \
+        f"directory {tmp_path / 'no'} does not exist\n"
+
+
 def test_viewer_page_escapes_every_embedded_text(tiny_dataset: Path) -> None:
     data = load_scene(tiny_dataset, "train", 1)
     evil = Sentence(id=99, object=1, text=INJECTION, family="<i>family</i>", visible=data.sentences[0].visible)

@@ -33,6 +33,9 @@ def command(directory: Path, split: str, index: int, out: Path | None, html: Pat
     with user_errors():
         if out is None and html is None:
             raise ValueError("nothing to write: give --out FILE.png and/or --html FILE.html")
+        for target in (out, html):
+            if target is not None and not target.resolve().parent.is_dir():
+                raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
         from clevr_remv.show.data import load_scene
 
         start = time.perf_counter()
