@@ -62,7 +62,10 @@ class RayExecutor:
         """Join the cluster (or start a local instance); True if we must shut it down after."""
         if self.ray.is_initialized():
             return False
-        self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+        from clevr_remv.render.process import sys_path_for_children
+
+        with sys_path_for_children():  # Ray's workers start from the driver's sys.path
+            self.ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
         return True
 
     def _resources(self, config: RenderConfig) -> dict[str, float]:
