@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from clevr_remv.vocabulary import ATTRIBUTES
 # What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
 SMALL_DATASETS: tuple[str, ...] = ("scenes", "refs/scene", "refs/expression", "refs/family", "refs/program",
                                    "refs/visible")
+
+TEXT_DATASETS = frozenset({"scenes", "refs/expression", "refs/family", "refs/program"})
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -66,51 +69,55 @@ class MentionCounter:
 
     Built from the lexicon (templates/lexicon.json) so that "big" counts as large and "ball"
     as sphere; the unnamed-shape words ("thing", "object") are counted as wordings only.
-    Longest phrasings match first, so a two-word phrasing beats a one-word one inside it.
+    One regular expression of every phrasing, longest first, scans a sentence in one pass,
+    so a two-word phrasing wins over a one-word phrasing inside it.
     """
 
     def __init__(self, lexicon: Lexicon) -> None:
-        self._phrases: dict[tuple[str, ...], tuple[str, str] | None] = {}
+        self._phrases: dict[str, tuple[str, str] | None] = {}
         for kind in ATTRIBUTES:
             for value, phrasings in lexicon.words[kind].items():
                 for phrase in phrasings:
-                    self._phrases.setdefault(tuple(tokens(phrase)), (kind, value))
+                    self._phrases.setdefault(" ".join(tokens(phrase)), (kind, value))
         for phrase in lexicon.unnamed_shape:
-            self._phrases.setdefault(tuple(tokens(phrase)), None)
-        self._longest = max((len(p) for p in self._phrases), default=1)
+            self._phrases.setdefault(" ".join(tokens(phrase)), None)
+        alternatives = sorted((p for p in self._phrases if p), key=len, reverse=True)
+        words_ = "|".join(r"\s+".join(map(re.escape, p.split())) for p in alternatives)
+        self._pattern = re.compile(rf"(?<![^\W_])(?:{words_})(?![^\W_])")
 
     def find(self, sentence: str) -> list[tuple[str, tuple[str, str] | None]]:
         """(phrase, (kind, value) or None for an unnamed shape) for each vocabulary phrase said."""
-        words_ = tokens(sentence)
-        found = []
-        i = 0
-        while i < len(words_):
-            for n in range(min(self._longest, len(words_) - i), 0, -1):
-                phrase = tuple(words_[i:i + n])
-                if phrase in self._phrases:
-                    found.append((" ".join(phrase), self._phrases[phrase]))
-                    i += n
-                    break
-            else:
-                i += 1
-        return found
+        found = (" ".join(m.group(0).split()) for m in self._pattern.finditer(sentence.lower()))
+        return [(phrase, self._phrases[phrase]) for phrase in found]
 
 
+@lru_cache(maxsize=65_536)
 def relation_and_attribute(program: str) -> tuple[str, str | None]:
-    """The program's relation ("relate:left", "same_color", "none") and compared attribute, if any."""
+    """The program's relation ("relate:left", "same_color", "none") and compared attribute, if any.
+
+    Cached: a dataset's 80,000 programs are a few thousand distinct strings.
+    """
     relation = _relation(program)
     return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
 
 
+def read_small(f: Any) -> dict[str, Any]:
+    """SMALL_DATASETS of an open shard (h5py.File), strings decoded; the only datasets stats reads."""
+    try:
+        datasets = {name: f[name] for name in SMALL_DATASETS}
+    except KeyError:
+        missing = [name for name in SMALL_DATASETS if name not in f]
+        raise ValueError(f"{f.filename}: not a complete shard (no {', '.join(missing)})") from None
+    return {name: ds.asstr()[()] if name in TEXT_DATASETS else ds[()] for name, ds in datasets.items()}
+
+
 def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
     """Add one open shard (h5py.File) to `counts`, reading only SMALL_DATASETS and attributes."""
-    missing = [name for name in SMALL_DATASETS if name not in f]
-    if missing:
-        raise ValueError(f"{f.filename}: not a complete shard (no {', '.join(missing)})")
-    n_objects = [len(json.loads(s)["objects"]) for s in f["scenes"].asstr()[()]]
-    rows = f["refs/scene"][()]
-    visible = f["refs/visible"][()]
-    grid = int(f.attrs.get("rig_grid", round(np.sqrt(visible.shape[1]))))
+    data = read_small(f)
+    attrs = {key: f.attrs.get(key, 0) for key in ("rig_grid", "dropped_referent_hidden", "dropped_related_hidden")}
+    n_objects = [len(json.loads(s)["objects"]) for s in data["scenes"]]
+    rows, visible = data["refs/scene"], data["refs/visible"]
+    grid = int(attrs["rig_grid"] or round(np.sqrt(visible.shape[1])))
     if counts.grid is None:
         counts.grid, counts.visible_per_view = grid, np.zeros(grid * grid, dtype=np.int64)
     if visible.shape[1] != grid * grid or grid != counts.grid:
@@ -122,20 +129,20 @@ def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
     counts.objects_per_scene.update(n_objects)
     counts.objects_per_pair.update(n_objects[row] for row in rows)
     counts.visible_per_view += visible.sum(axis=0)
-    counts.families.update(f["refs/family"].asstr()[()])
-    for sentence in f["refs/expression"].asstr()[()]:
+    counts.families.update(data["refs/family"])
+    for sentence in data["refs/expression"]:
         counts.words_per_sentence[words(sentence)] += 1
         for phrase, said in mentions.find(sentence):
             counts.wordings[phrase] += 1
             if said is not None:
                 counts.mentions[said[0]][said[1]] += 1
-    for program in f["refs/program"].asstr()[()]:
+    for program in data["refs/program"]:
         relation, attribute = relation_and_attribute(program)
         counts.relations[relation] += 1
         if attribute is not None:
             counts.compared_attributes[attribute] += 1
-    counts.dropped_referent_hidden += int(f.attrs.get("dropped_referent_hidden", 0))
-    counts.dropped_related_hidden += int(f.attrs.get("dropped_related_hidden", 0))
+    counts.dropped_referent_hidden += int(attrs["dropped_referent_hidden"])
+    counts.dropped_related_hidden += int(attrs["dropped_related_hidden"])
 
 
 def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, list[Path]]]:
