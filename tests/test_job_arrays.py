@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clevr_remv.cli import main
 from clevr_remv.config import RenderConfig
 from clevr_remv.runners.job_array import ArrayTask, array_task, select_shards
 from clevr_remv.shards import job_shards, plan_shards
@@ -100,3 +102,32 @@ def test_auto_selects_the_same_shards_as_the_explicit_job_number() -> None:
     auto, said = select_shards("auto", shards, env)
     assert auto == select_shards("3/4", shards, {})[0] and "Slurm array job 3 of 4" == said
     assert select_shards("val:1", shards, {})[0] == [s for s in shards if s.name == "val/shard-00001.h5"]
+
+
+def test_every_job_of_an_array_renders_its_share_and_the_last_completes_the_dataset(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    """3 jobs over the tiny dataset's 2 shards (3 does not divide 2): job 2 has nothing to do."""
+    from conftest import TINY_ARGS, run_cli
+    from test_runners import assert_same_dataset
+
+    out = tmp_path / "out"
+    for job, expect in ((2, []), (1, ["val/shard-00000.h5"]), (0, ["train/shard-00000.h5", "val/shard-00000.h5"])):
+        env = {"SLURM_ARRAY_TASK_ID": str(job), "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "3"}
+        shard = "auto" if job == 1 else f"{job}/3"
+        result = CliRunner(env=env).invoke(main, ["render", *TINY_ARGS, "--out", str(out), "--shard", shard])
+        assert result.exit_code == 0, result.output
+        assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/shard-*.h5")) == expect
+        assert (out / "dataset.json").exists() == (job == 0)  # written by the job that completes the dataset
+    assert_same_dataset(out, tiny_dataset)
+    assert json.loads((out / "dataset.json").read_text())["splits"]["val"]["shards"] == ["val/shard-00000.h5"]
+
+
+def test_auto_outside_an_array_is_a_one_line_error(tmp_path: Path) -> None:
+    from test_cli import assert_one_line_error
+
+    clean = {name: None for name in ("CLEVR_REMV_TASK_ID", "SLURM_ARRAY_TASK_ID", "SGE_TASK_ID", "LSB_JOBINDEX",
+                                     "PBS_ARRAY_INDEX", "PBS_ARRAYID")}
+    result = CliRunner(env=clean).invoke(main, ["render", "--scenes", "3", "--out", str(tmp_path / "o"),
+                                                "--shard", "auto"])
+    assert_one_line_error(result, "--shard auto: not running in a job array")
+    assert not (tmp_path / "o").exists()
