@@ -94,7 +94,7 @@ def test_wrong_scene_count_is_named(dataset: Path) -> None:
     result = verify(dataset)
     assert result.exit_code == 1
     bad = bad_lines(result.output)
-    assert "images holds 1 scenes, the plan has 2" in bad[TRAIN]
+    assert bad[TRAIN] == "holds 1 scenes, the plan has 2 (every per-scene dataset)"
 
 
 def test_ref_to_a_missing_object_is_named(dataset: Path) -> None:

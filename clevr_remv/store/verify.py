@@ -112,6 +112,7 @@ def _check_structure(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> Non
     """Every dataset present with the contract's shape and dtype; raises ShardDamaged otherwise."""
     problems = []
     rows: dict[str, int] = {}
+    miscounted: dict[int, list[str]] = {}
     layouts = [(scene_layout(config.views, config.height, config.width), spec.scene_count),
                (ref_layout(config.views), None)]
     for layout, count in layouts:
@@ -124,12 +125,15 @@ def _check_structure(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> Non
             if len(ds.shape) != 1 + len(shape) or tuple(ds.shape[1:]) != shape:
                 problems.append(f"{name} has shape {ds.shape}, expected rows of shape {shape}")
             elif count is not None and ds.shape[0] != count:
-                problems.append(f"{name} holds {ds.shape[0]} scenes, the plan has {count}")
+                miscounted.setdefault(ds.shape[0], []).append(name)
             is_string = h5py.check_string_dtype(ds.dtype) is not None
             if (dtype == STRING) != is_string or (not is_string and ds.dtype != dtype):
                 problems.append(f"{name} has dtype {ds.dtype}, expected {dtype}")
             if name in PIXEL_DATASETS and not ds.fletcher32:
                 problems.append(f"{name} carries no Fletcher-32 checksum")
+    for n, names in miscounted.items():  # one message per count, not one per dataset
+        which = "every per-scene dataset" if len(names) == len(layouts[0][0]) else ", ".join(names)
+        problems.append(f"holds {n} scenes, the plan has {spec.scene_count} ({which})")
     ref_rows = {rows[name] for name in ref_layout(config.views) if name in rows}
     if len(ref_rows) > 1:
         problems.append(f"refs/* datasets have different lengths {sorted(ref_rows)}")
@@ -300,7 +304,7 @@ def verify_split_file(root: Path, split: str, shards: list[ShardSpec], contents:
             sources = [(src.file_name, src.dset_name, src.vspace.get_select_bounds()[0][0])
                        for src in ds.virtual_sources()] if ds.is_virtual else []
             expected = [(n, "/" + name, int(o)) for n, o in zip(names, offsets)]
-            if sorted((fn, "/" + dn.lstrip("/"), int(start)) for fn, dn, start in sources) != expected:
+            if sorted((fn, "/" + dn.lstrip("/"), int(start)) for fn, dn, start in sources) != sorted(expected):
                 problems.append(f"{name} does not map the shards {names} in order")
             missing = [fn for fn, _, _ in sources if not (root / fn).is_file()]
             if missing:
