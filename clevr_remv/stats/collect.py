@@ -2,7 +2,7 @@
 
 A shard's pixels (`images`, `masks`, `depth`) are over 99 % of its bytes, and no statistic
 needs them, so only `scenes` (JSON), `refs/*` and the file attributes are ever read: 10,000
-scenes are counted in seconds, not the hours that decompressing 98 GB would take.
+scenes are counted in seconds instead of decompressing their ~98 GB.
 
 Words are counted as in `clevr_remv.expressions.stats.words`: whitespace-separated tokens with
 punctuation stripped. The engine attaches punctuation to the word before it
@@ -95,7 +95,8 @@ class MentionCounter:
 def relation_and_attribute(program: str) -> tuple[str, str | None]:
     """The program's relation ("relate:left", "same_color", "none") and compared attribute, if any.
 
-    Cached: a dataset's 80,000 programs are a few thousand distinct strings.
+    Cached: programs repeat (the same filters and relation in many scenes), so each distinct
+    string is parsed once.
     """
     relation = _relation(program)
     return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
