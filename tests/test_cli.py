@@ -103,6 +103,13 @@ def test_gpu_requested_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None
     assert not list((tmp_path / "out").rglob("*.h5"))
 
 
+def test_gpus_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None:
+    for gpus in ("0", "all"):
+        result = invoke("render", *TINY_ARGS, "--gpus", gpus, "--out", str(tmp_path / "out"))
+        assert_one_line_error(result, f"--gpus {gpus}: Cycles found no GPU")
+    assert not list((tmp_path / "out").rglob("*.h5"))
+
+
 def test_expressions_are_regenerated_without_rendering(tiny_dataset: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -153,6 +160,11 @@ def test_blender_script_entry_point_passes_arguments_to_render(tmp_path: Path) -
     refused = subprocess.run([sys.executable, str(script), "--", "--scenes", "0", "--out", str(tmp_path / "o")],
                              capture_output=True, text=True, cwd=tmp_path)
     assert refused.returncode == 1 and "Error: --scenes must be positive" in refused.stderr
+    # One Blender process renders on one device: several workers are refused there, in one line.
+    workers = subprocess.run([sys.executable, str(script), "--", *TINY_ARGS, "--workers", "2", "--out", str(tmp_path / "o")],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert workers.returncode == 1 and "Error: inside Blender (blender -b -P) one process" in workers.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.h5"))
 
 
 def test_farm_jobs_render_one_shard_each_and_the_last_writes_the_manifest(tiny_dataset: Path, tmp_path: Path) -> None:

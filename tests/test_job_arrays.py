@@ -107,7 +107,7 @@ def test_auto_selects_the_same_shards_as_the_explicit_job_number() -> None:
 def test_every_job_of_an_array_renders_its_share_and_the_last_completes_the_dataset(
         tiny_dataset: Path, tmp_path: Path) -> None:
     """3 jobs over the tiny dataset's 2 shards (3 does not divide 2): job 2 has nothing to do."""
-    from conftest import TINY_ARGS, run_cli
+    from conftest import TINY_ARGS
     from test_runners import assert_same_dataset
 
     out = tmp_path / "out"
