@@ -250,3 +250,16 @@ def test_centre_mask_figures_match_an_independent_computation(tiny_dataset):
         assert report.views[view].miou == pytest.approx(np.mean(inter / union))
     q = {v: report.views[v].oiou for v in (0, 7)}
     assert report.mvr_oiou == pytest.approx(-(q[0] * np.log(q[0]) / 2 + q[7] * np.log(q[7]) / 1))
+
+
+def test_writer_copies_batches_the_caller_reuses(tmp_path):
+    batch = np.zeros((1, 4, 4), bool)
+    with PredictionsWriter(tmp_path / "pred.h5", 4, 4) as out:
+        for k in range(3):
+            batch[:] = False
+            batch[0, k, k] = True  # the same array, refilled for each sample
+            out.add([k], [4], batch)
+    import h5py
+
+    with h5py.File(tmp_path / "pred.h5") as f:
+        assert [int(np.flatnonzero(m)[0]) for m in f["mask"][()]] == [0, 5, 10]
