@@ -306,10 +306,10 @@ class _LocalRun:
             shard = worker.shard
             if shard is None:
                 continue
-            if shard_is_complete(shard.path(self.out)):  # written, but the 'done' was lost
+            sweep_stale_temporaries(self.out)  # the dead worker's half-written shard (joined: its pid is free)
+            if self.stopping or shard_is_complete(shard.path(self.out)):  # no retry / the 'done' was lost
                 worker.shard = None
                 continue
-            sweep_stale_temporaries(self.out)  # the dead worker's half-written shard (joined: its pid is free)
             code = worker.process.exitcode
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
             self._failed(worker, f"worker process died ({how})")
