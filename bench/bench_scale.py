@@ -11,6 +11,8 @@ machine's load hits both alike. Ends with one JSON line.
 
     python bench/bench_scale.py                       # 8 scenes, 3x3 views, 96x64, 4 spp, ~3 min on 2 cores
     python bench/bench_scale.py --workers 1 2 4 --rounds 2
+    python bench/bench_scale.py --device auto --gpus 0 --workers 1 2 4 --width 480 --height 320 --rig 9 --samples 12
+                                                      # N workers sharing GPU 0 (OptiX if present, else CUDA...)
 """
 
 from __future__ import annotations
@@ -28,14 +30,13 @@ from pathlib import Path
 from clevr_remv import pipeline
 from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.devices import DeviceChoice, plan_workers
+from clevr_remv.runners.choose import device_choice
 from clevr_remv.runners.local import LocalExecutor
 
-CPU = DeviceChoice("CPU", ())
 
-
-def render_once(config: RenderConfig, workers: int, root: Path) -> dict:
+def render_once(config: RenderConfig, choice: DeviceChoice, gpus: str | None, workers: int, root: Path) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=root))
-    executor = LocalExecutor(plan_workers(CPU, None, workers), CPU)
+    executor = LocalExecutor(plan_workers(choice, gpus, workers), choice)
     start = time.perf_counter()
     result = pipeline.run(config, out, executor=executor)
     wall = time.perf_counter() - start
@@ -69,23 +70,27 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--device", choices=["cpu", "auto", "gpu"], default="cpu")
+    parser.add_argument("--gpus", default=None, help="GPUs the workers share, as render --gpus (e.g. 0)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="clevr-remv: %(message)s")
 
     config = RenderConfig(scenes=args.scenes, grid=args.rig, width=args.width, height=args.height,
-                          quality=Quality(samples=args.samples), device="cpu", scenes_per_shard=args.scenes_per_shard,
+                          quality=Quality(samples=args.samples), device=args.device, scenes_per_shard=args.scenes_per_shard,
                           seed=0)
     import os
 
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), {platform.processor() or '?'}; "
           f"Python {platform.python_version()}")
     print(f"config: {config.scenes} scenes in shards of {config.scenes_per_shard}, {config.grid}x{config.grid} views "
-          f"of {config.width}x{config.height} px, {config.quality.samples} spp, CPU")
+          f"of {config.width}x{config.height} px, {config.quality.samples} spp")
+    choice = device_choice(config)
+    print("device:", choice.describe(), f"(workers on GPU(s) {args.gpus})" if args.gpus else "")
     runs: dict[int, list[dict]] = {n: [] for n in args.workers}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for round_ in range(args.rounds):
             for n in args.workers:
-                run = render_once(config, n, Path(tmp))
+                run = render_once(config, choice, args.gpus, n, Path(tmp))
                 runs[n].append(run)
                 print(f"round {round_ + 1}, {n} worker(s): {run['wall_s']:.1f} s", flush=True)
     rows = [summarise(config, n, runs[n]) for n in args.workers]
