@@ -3,15 +3,12 @@ other code bases read unchanged (README, "Training and export")."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from clevr_remv.cli import setup_logging, user_errors
-
-log = logging.getLogger("clevr_remv")
 
 
 def _splits(value: str | None) -> list[str] | None:
