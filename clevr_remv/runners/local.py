@@ -160,7 +160,6 @@ class _LocalRun:
         self.ctx = multiprocessing.get_context("spawn")
         self.events = self.ctx.Queue()
         self.book = RetryBook(todo)
-        self.by_name = {s.name: s for s in todo}
         self.workers: dict[int, _Worker] = {}
         self.flag = StopFlag()
         self.disk_full: ShardSpec | None = None
