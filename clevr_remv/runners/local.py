@@ -113,6 +113,8 @@ def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: s
                 break
             continue
         events.put(("done", worker, shard.name, pairs))
+    if renderer is not None:
+        renderer.close()  # its scratch directory in /dev/shm
     events.put(("exit", worker, peak_rss_mb()))
 
 

@@ -12,6 +12,7 @@ an exception alike); a second failure is reported by name, as with local workers
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,7 @@ def render_shard_task(config: RenderConfig, shard: ShardSpec, out: str) -> tuple
         from clevr_remv.render.renderer import BlenderRenderer, blender_version
 
         _renderer.update(renderer=BlenderRenderer(config), blender=blender_version(), key=key)
+        atexit.register(_renderer["renderer"].close)  # its scratch directory, when Ray ends the worker
     pairs = render_shard(config, shard, Path(out), _renderer["renderer"], _renderer["blender"])
     return pairs, _renderer["blender"]
 

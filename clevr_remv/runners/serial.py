@@ -21,26 +21,35 @@ class SerialExecutor:
 
     def execute(self, config: RenderConfig, out: Path, todo: list[ShardSpec],
                 tick: Callable[[int], None] | None) -> Outcome:
-        tick = tick or (lambda n: None)
         with stop_on_signals(StopFlag()) as flag:
             renderer, blender = self.renderer_factory()
-            book = RetryBook(todo)
-            while (shard := book.next()) is not None:
-                flag.check()
-                views = 0
+            try:
+                failed = render_each(config, out, todo, tick or (lambda n: None), flag, renderer, blender)
+            finally:
+                getattr(renderer, "close", lambda: None)()  # its scratch directory in /dev/shm
+        return Outcome(blender, failed)
 
-                def on_view() -> None:
-                    nonlocal views
-                    views += 1
-                    tick(1)
 
-                try:
-                    pairs = render_shard(config, shard, out, renderer, blender, flag.checking(on_view))
-                except Exception as error:
-                    if is_disk_full(error):
-                        raise DiskFull(shard.path(out), out) from error
-                    tick(-views)  # its views will be counted again by the retry
-                    book.failure(shard, describe_error(error))
-                    continue
-                log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
-        return Outcome(blender, book.failed)
+def render_each(config: RenderConfig, out: Path, todo: list[ShardSpec], tick: Callable[[int], None],
+                flag: StopFlag, renderer: Renderer, blender: str) -> dict[str, str]:
+    """Every shard in turn, a failed one retried once; returns the shards that failed twice."""
+    book = RetryBook(todo)
+    while (shard := book.next()) is not None:
+        flag.check()
+        views = 0
+
+        def on_view() -> None:
+            nonlocal views
+            views += 1
+            tick(1)
+
+        try:
+            pairs = render_shard(config, shard, out, renderer, blender, flag.checking(on_view))
+        except Exception as error:
+            if is_disk_full(error):
+                raise DiskFull(shard.path(out), out) from error
+            tick(-views)  # its views will be counted again by the retry
+            book.failure(shard, describe_error(error))
+            continue
+        log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
+    return book.failed
