@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY_ARGS, run_cli
 from test_render import assert_same_shard
 
@@ -109,3 +111,33 @@ def test_a_dead_worker_s_shard_is_retried_in_a_fresh_process(tiny_dataset: Path,
 
 def child_pids(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_shard_gets_one_retry_at_the_front_of_the_queue() -> None:
+    from clevr_remv.config import RenderConfig
+    from clevr_remv.runners.outcome import RetryBook
+    from clevr_remv.shards import plan_shards
+
+    a, b, c = plan_shards(RenderConfig(scenes=30))[:3]
+    book = RetryBook([a, b, c])
+    assert book.next() == a and book.failure(a, "OSError: flaky") is True
+    assert book.next() == a  # retried before the others
+    assert book.failure(a, "OSError: again") is False and book.failed == {a.name: "OSError: again"}
+    assert [book.next(), book.next(), book.next()] == [b, c, None]
+
+
+def test_the_executor_follows_the_options_without_touching_blender() -> None:
+    from clevr_remv.config import RenderConfig
+    from clevr_remv.runners.choose import make_executor
+    from clevr_remv.runners.local import LocalExecutor
+    from clevr_remv.runners.serial import SerialExecutor
+
+    cpu = RenderConfig(scenes=10, device="cpu")
+    assert isinstance(make_executor(cpu, "local", None, None, 1, None), SerialExecutor)  # in this process
+    assert isinstance(make_executor(cpu, "local", 1, None, 1, None), SerialExecutor)
+    several = make_executor(cpu, "local", 3, None, 1, None)
+    assert isinstance(several, LocalExecutor) and [d.gpu_index for d in several.devices] == [None] * 3
+    with pytest.raises(ValueError, match="inside Blender"):
+        make_executor(cpu, "local", 2, None, 1, None, single_process=True)
+    with pytest.raises(ValueError, match="--executor must be local or ray"):
+        make_executor(cpu, "dask", None, None, 1, None)
