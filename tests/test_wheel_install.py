@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from conftest import TINY_ARGS
 
+pytestmark = pytest.mark.slow  # a wheel build, a venv and a render: ~45 s
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("clevr_remv", "templates", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md")
 
