@@ -58,14 +58,22 @@ class Quality:
     glossy_bounces: int = 4
     fast_gi: bool = False
     light_tree: bool = False  # Cycles' many-light sampler: with three lights it costs more than it saves
+    # Reflective caustics (light focused by the metal objects onto the ground): Blender's default
+    # physics, but noisy at low sample counts, so only `final` renders them (README, "Performance").
+    caustics: bool = False
 
 
 # Measured in bench/bench_render.py against a 2048-sample reference (README, "Performance").
 QUALITY_PRESETS: dict[str, Quality] = {
     "draft": Quality(samples=4, denoiser_quality="FAST"),
     "default": Quality(),
-    "final": Quality(samples=64, denoiser_prefilter="ACCURATE", light_tree=True),
+    "final": Quality(samples=64, denoiser_prefilter="ACCURATE", light_tree=True, caustics=True),
 }
+
+# Quality fields added after datasets were first stored, with the value every render had before
+# they existed. identity() leaves such a field out at that value, so a config stored without it
+# (which from_dict fills with the same default) still compares equal to the same settings today.
+_QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False}
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,9 @@ class RenderConfig:
         """The settings that define the data (the device only decides where it is computed)."""
         d = to_dict(self)
         d.pop("device")
+        for name, before in _QUALITY_FIELDS_ADDED_LATER.items():
+            if d["quality"][name] == before:
+                del d["quality"][name]
         return json.loads(json.dumps(d))  # the JSON form, as stored, so stored and new compare equal
 
     def with_(self, **changes: Any) -> "RenderConfig":

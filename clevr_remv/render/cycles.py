@@ -95,7 +95,9 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
     """Sampling, denoiser and light paths.
 
     CLEVR scenes are opaque, matte or metallic, with no glass: transmission and volume
-    bounces are off and caustics only add noise.
+    bounces are off. Caustics follow the quality: the metal objects focus light onto the
+    ground (reflective caustics), which takes many samples to converge, so only `final`
+    renders them; refraction has no glass to go through and follows the same switch.
     """
     cycles = scene.cycles
     cycles.samples = quality.samples
@@ -116,7 +118,7 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
     cycles.transmission_bounces = 0
     cycles.volume_bounces = 0
     cycles.transparent_max_bounces = 0
-    cycles.caustics_reflective = False
-    cycles.caustics_refractive = False
+    cycles.caustics_reflective = quality.caustics
+    cycles.caustics_refractive = quality.caustics
     cycles.seed = 0
 
