@@ -1,20 +1,24 @@
-"""Render benchmark: time per view, pipeline overhead, image quality per setting, bytes on disk.
+"""Render benchmark: time per view, pipeline overhead, image quality per setting over several scenes, bytes on disk.
 
-Everything is measured side by side in one run, on the same scene, on this machine:
+Everything is measured side by side in one run, on this machine:
 
 1. the pipeline at the chosen settings (probe, build, render, pass read-back, annotation,
    HDF5 write) on one scene, against a bare `bpy.ops.render.render` of each view (no file
    written) interleaved right after it: `overhead_ratio` = pipeline time / bare time;
-2. image quality of sampling/denoising settings against a high-sample denoised reference
-   of the same views (PSNR on the 8-bit sRGB images, share of pixels off by more than 3
-   levels), with their time per view, including the baseline (16 samples with Blender's
-   default denoiser, bounces and adaptive sampling);
+2. image quality of sampling/denoising settings on several scenes (different seeds and object
+   counts, metal objects in each), centre and corner view, against two denoised high-sample
+   references of the same views: Blender's default physics (caustics on, 12 bounces, light
+   tree, no adaptive stopping) and the same without caustics. PSNR on the 8-bit sRGB images
+   and the share of pixels off by more than 3 levels, with each setting's time per view,
+   including the baseline (Blender's defaults at 16 samples), and the default preset with
+   one Cycles seed for every view against its per-view seeds;
 3. bytes per scene on disk from the written shard, and the full 10,000-scene size.
 
-    python bench/bench_render.py            # 9x9 rig, 480x320, 2048-sample reference (~25 min on 2 cores)
-    python bench/bench_render.py --quick    # 3x3 rig, 512-sample reference (~5 min)
+    python bench/bench_render.py            # 9x9 rig, 480x320, 2048-spp references (~2.5 h on 2 cores, cached after)
+    python bench/bench_render.py --quick    # 3x3 rig, 160x120, 128-spp references (~15 min)
+    python bench/bench_render.py --device gpu --picture docs/caustics.png
 
-Prints tables and ends with one JSON line.
+References are cached in bench/results/ (git-ignored). Prints tables and ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -40,15 +44,34 @@ from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import QUALITY_PRESETS, Quality, RenderConfig  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_stdout  # noqa: E402
 from clevr_remv.scene import Scene  # noqa: E402
+from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
 from clevr_remv.shards import ShardSpec  # noqa: E402
 
 DATASET_SCENES = 10_000
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# Blender 4.5's defaults for a new scene, at 16 samples: the baseline the issue names.
+# Blender 4.5's defaults for a new scene (caustics included), at 16 samples: the baseline the issue names.
 BASELINE = Quality(samples=16, adaptive_threshold=0.01, denoise=True, denoiser_quality="HIGH",
                    denoiser_prefilter="ACCURATE", denoiser_passes="RGB_ALBEDO_NORMAL",
-                   max_bounces=12, diffuse_bounces=4, glossy_bounces=4, light_tree=True)
+                   max_bounces=12, diffuse_bounces=4, glossy_bounces=4, light_tree=True, caustics=True)
+REFERENCES = {"no caustics": False, "full physics": True}  # reference name -> caustics
+FIXED_SEED_ROW = "preset default, one seed for all views"
+
+
+def reference_seed(scene_seed: tuple[int, ...], view: int) -> int:
+    """A seed no benchmarked setting uses, so a reference never shares a candidate's sample pattern."""
+    return (cycles_seed(scene_seed, view) + 1) & MAX_CYCLES_SEED
+
+
+class SeededRenderer(BlenderRenderer):
+    """The pipeline's renderer, whose per-view Cycles seed the benchmark can replace for a while."""
+
+    seed_for_view = None  # None: the pipeline's per-view seed (clevr_remv.seeds.cycles_seed)
+
+    def _set_view(self, view: int) -> None:
+        super()._set_view(view)
+        if self.seed_for_view is not None:
+            self._scene.cycles.seed = self.seed_for_view(self._scene_seed, view)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,11 +84,19 @@ def off_share(a: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
     return float((np.abs(a.astype(int) - b).max(axis=-1) > levels).mean())
 
 
-def render_views(renderer: BlenderRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
-    """Images of `views` at `quality` and the mean seconds per view (render + read-back)."""
-    start = time.perf_counter()
-    images = renderer.render_images(scene, views, quality)
-    return images, (time.perf_counter() - start) / len(views)
+def render_views(renderer: SeededRenderer, scene, views: list[int], quality: Quality,
+                 seed_for_view=None) -> tuple[np.ndarray, float]:
+    """Images of `views` at `quality` and the mean seconds per view (render + read-back).
+
+    `seed_for_view(scene_seed, view)` replaces the pipeline's per-view Cycles seed for these renders.
+    """
+    renderer.seed_for_view = seed_for_view
+    try:
+        start = time.perf_counter()
+        images = renderer.render_images(scene, views, quality)
+        return images, (time.perf_counter() - start) / len(views)
+    finally:
+        renderer.seed_for_view = None
 
 
 def measure_pipeline(config: RenderConfig) -> dict:
@@ -76,7 +107,7 @@ def measure_pipeline(config: RenderConfig) -> dict:
     read-back) and its time is taken out of the pipeline's. Interleaving view by view
     keeps the machine's drift out of the ratio, which sequential loops did not (±10 %).
     """
-    renderer = BlenderRenderer(config)
+    renderer = SeededRenderer(config)
     shard = ShardSpec("train", 0, 0, 1)
     bare: list[float] = []
 
@@ -105,63 +136,127 @@ def measure_pipeline(config: RenderConfig) -> dict:
 def quality_candidates(samples_list: list[int]) -> dict[str, Quality]:
     """The settings the table compares; the presets are among them."""
     rows = {"baseline (Blender defaults, 16 spp)": BASELINE}
-    light_tree = replace(BASELINE, adaptive_threshold=0.0)  # the baseline without adaptive sampling
+    light_tree = replace(BASELINE, adaptive_threshold=0.0, caustics=False)  # the baseline, fixed samples, no caustics
     for samples in samples_list:
         rows[f"{samples} spp, no denoiser"] = Quality(samples=samples, denoise=False)
         rows[f"{samples} spp, light tree, bounces 12, OIDN accurate"] = replace(light_tree, samples=samples)
         rows[f"{samples} spp, OIDN accurate"] = Quality(samples=samples, denoiser_prefilter="ACCURATE")
         rows[f"{samples} spp, OIDN prefilter fast"] = Quality(samples=samples)
+        rows[f"{samples} spp, OIDN prefilter fast, caustics"] = Quality(samples=samples, caustics=True)
         rows[f"{samples} spp, OIDN fast"] = Quality(samples=samples, denoiser_quality="FAST")
     rows[f"{max(samples_list)} spp, adaptive 0.01"] = Quality(samples=max(samples_list), adaptive_threshold=0.01)
-    rows["12 spp, fast GI"] = Quality(fast_gi=True)
-    rows["12 spp, bounces 2/1/2"] = Quality(max_bounces=2, diffuse_bounces=1, glossy_bounces=2)
     for name, preset in QUALITY_PRESETS.items():
         rows[f"preset {name}"] = preset
+    rows[FIXED_SEED_ROW] = QUALITY_PRESETS["default"]
     return rows
 
 
-def cached_reference(renderer: BlenderRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
-    """The reference takes minutes per view: keep it under bench/results/, keyed by everything it depends on."""
-    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version()], sort_keys=True)
+def cached_reference(renderer: SeededRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
+    """A reference takes minutes per view: keep it under bench/results/, keyed by everything it depends on."""
+    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(), "reference_seed: cycles_seed + 1"],
+                     sort_keys=True)
     path = RESULTS / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         cached = np.load(path)
         return cached["images"], float(cached["seconds"])
-    images, seconds = render_views(renderer, scene, views, quality)
+    images, seconds = render_views(renderer, scene, views, quality, seed_for_view=reference_seed)
     RESULTS.mkdir(parents=True, exist_ok=True)
     np.savez(path, images=images, seconds=seconds)
     return images, seconds
 
 
-def measure_quality(renderer: BlenderRenderer, scene, views: list[int], reference_samples: int,
-                    candidates: dict[str, Quality]) -> tuple[dict, float]:
-    reference_quality = replace(BASELINE, samples=reference_samples, adaptive_threshold=0.0)
-    reference, reference_s = cached_reference(renderer, scene, views, reference_quality)
+def benchmark_scenes(config: RenderConfig, renderer: SeededRenderer, count: int) -> list[Scene]:
+    """Test scene k of master seed k, for k = 0, 1, 2, ..., kept when it has a metal object and an
+    object count no earlier pick has: the same scenes on every machine (the layouts are drawn
+    from the seeds, the probe only rejects hidden objects). The index grows with the seed because
+    the renderer knows a built scene by split, index and attempt, not by seed."""
+    picked: list[Scene] = []
+    seed = 0
+    while len(picked) < count:
+        scene = pipeline.draw_scene(config.with_(seed=seed), "test", seed, renderer.probe_centre_mask)
+        has_metal = any(o.material == "metal" for o in scene.objects)
+        if has_metal and len(scene.objects) not in {len(s.objects) for s in picked}:
+            picked.append(scene)
+        seed += 1
+    return picked
+
+
+def measure_quality(renderer: SeededRenderer, scene, views: list[int], reference_samples: int,
+                    candidates: dict[str, Quality]) -> tuple[dict, dict, dict]:
+    """Per setting: seconds per view and, per reference, PSNR and the share off by > 3 levels for each view."""
+    references, reference_s = {}, {}
+    for name, caustics in REFERENCES.items():
+        quality = replace(BASELINE, samples=reference_samples, adaptive_threshold=0.0, caustics=caustics)
+        references[name], reference_s[name] = cached_reference(renderer, scene, views, quality)
     rows = {}
     for name, quality in candidates.items():
-        images, seconds = render_views(renderer, scene, views, quality)
-        rows[name] = {"s_per_view": seconds, "psnr_db": psnr(images, reference),
-                      "off_by_more_than_3": off_share(images, reference), "quality": asdict(quality)}
-    return rows, reference_s
+        fixed = (lambda scene_seed, view: 0) if name == FIXED_SEED_ROW else None
+        images, seconds = render_views(renderer, scene, views, quality, seed_for_view=fixed)
+        rows[name] = {"s_per_view": seconds, "quality": asdict(quality)}
+        for ref, reference in references.items():
+            rows[name][ref] = {"psnr_db": [psnr(i, r) for i, r in zip(images, reference)],
+                               "off": [off_share(i, r) for i, r in zip(images, reference)]}
+    return rows, references, reference_s
+
+
+def summarise(per_scene: list[dict], name: str) -> dict:
+    """One setting over every scene: mean over scenes and views, the worst scene (mean over its views)."""
+    out = {"s_per_view": float(np.mean([rows[name]["s_per_view"] for rows in per_scene]))}
+    for ref in REFERENCES:
+        by_scene = [float(np.mean(rows[name][ref]["psnr_db"])) for rows in per_scene]
+        out[ref] = {"psnr_db": float(np.mean([p for rows in per_scene for p in rows[name][ref]["psnr_db"]])),
+                    "psnr_db_worst": min(by_scene), "by_scene": by_scene,
+                    "off": float(np.mean([o for rows in per_scene for o in rows[name][ref]["off"]]))}
+    return out
+
+
+def write_picture(path: Path, references: dict[str, np.ndarray], view_label: str, amplify: int = 8) -> None:
+    """The two references side by side and their difference, amplified."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    full, plain = references["full physics"], references["no caustics"]
+    diff = np.clip(np.abs(full.astype(int) - plain.astype(int)).max(axis=-1) * amplify, 0, 255).astype(np.uint8)
+    height, width = full.shape[:2]
+    scale = max(1.0, 320 / width)  # small quick renders are shown larger, pixels kept sharp
+    fig, axes = plt.subplots(1, 3, figsize=(3 * width * scale / 100, height * scale / 100 + 0.45), dpi=100)
+    panels = [(full, "Blender default physics (caustics on)"), (plain, "without caustics (default, draft)"),
+              (diff, f"difference x{amplify} ({view_label})")]
+    for ax, (image, title) in zip(axes, panels):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=0.9, wspace=0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3x3 rig and a 512-sample reference")
+    parser.add_argument("--quick", action="store_true", help="3x3 rig, 160x120, 128-sample references")
     parser.add_argument("--preset", default="default", choices=list(QUALITY_PRESETS))
-    parser.add_argument("--width", type=int, default=480)
-    parser.add_argument("--height", type=int, default=320)
+    parser.add_argument("--width", type=int, help="default 480 (160 with --quick)")
+    parser.add_argument("--height", type=int, help="default 320 (120 with --quick)")
+    parser.add_argument("--scenes", type=int, default=3, help="scenes for the quality figures (at least 3)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    parser.add_argument("--picture", type=Path, help="write the references of the first scene's centre view "
+                        "side by side with their difference to this PNG (e.g. docs/caustics.png)")
     args = parser.parse_args()
 
     grid = 3 if args.quick else 9
-    reference_samples = 512 if args.quick else 2048
-    config = RenderConfig(scenes=1, grid=grid, width=args.width, height=args.height,
-                          quality=QUALITY_PRESETS[args.preset], device="auto")
+    reference_samples = 128 if args.quick else 2048
+    width = args.width or (160 if args.quick else 480)
+    height = args.height or (120 if args.quick else 320)
+    config = RenderConfig(scenes=1, grid=grid, width=width, height=height,
+                          quality=QUALITY_PRESETS[args.preset], device=args.device)
     print(f"machine: {platform.processor() or platform.machine()}, Blender {blender_version()}, "
           f"{config.width}x{config.height}, {grid}x{grid} rig, preset {args.preset}")
 
     run = measure_pipeline(config)
-    renderer, scene = run["renderer"], run["scene"]
+    renderer = run["renderer"]
     print(f"device: {renderer.device.describe()}")
     per_view = run["total_s"] / run["views"]
     print(f"\npipeline, one scene of {run['views']} views: {run['total_s']:.1f} s, {per_view:.3f} s/view")
@@ -171,33 +266,76 @@ def main() -> None:
     print(f"bare bpy.ops.render.render of the same views, interleaved: {run['bare_s']:.1f} s "
           f"({run['bare_s'] / run['views']:.3f} s/view) -> overhead ratio {overhead:.3f}")
 
-    views = sorted({scene.rig.centre_view, 0})
-    rows, reference_s = measure_quality(renderer, scene, views, reference_samples,
-                                        quality_candidates([4, 8, 12, 16]))
-    print(f"\nquality vs a {reference_samples}-spp denoised reference ({reference_s:.0f} s/view), views {views}:")
-    print(f"  {'setting':<44} {'s/view':>7} {'PSNR dB':>8} {'>3 levels':>10}")
-    for name, row in rows.items():
-        print(f"  {name:<44} {row['s_per_view']:7.3f} {row['psnr_db']:8.2f} {row['off_by_more_than_3']:10.4%}")
-    chosen = rows[f"preset {args.preset}"]
-    baseline = rows["baseline (Blender defaults, 16 spp)"]
+    scenes = benchmark_scenes(config, renderer, args.scenes)
+    candidates = quality_candidates([12] if args.quick else [4, 8, 12, 16])
+    per_scene, scene_info, centres = [], [], []
+    for number, scene in enumerate(scenes):
+        views = [scene.rig.centre_view, 0]  # centre and top-left corner
+        rows, references, reference_s = measure_quality(renderer, scene, views, reference_samples, candidates)
+        per_scene.append(rows)
+        between = [psnr(a, b) for a, b in zip(references["full physics"], references["no caustics"])]
+        metal = sum(o.material == "metal" for o in scene.objects)
+        scene_info.append({"seed": scene.seed[0], "split": scene.split, "index": scene.index,
+                           "objects": len(scene.objects), "metal": metal, "views": views,
+                           "references_psnr_db": round(float(np.mean(between)), 2),
+                           "reference_s_per_view": {k: round(v, 1) for k, v in reference_s.items()}})
+        print(f"\nscene {number}: seed {scene.seed[0]} test scene {scene.index}, {len(scene.objects)} objects ({metal} metal), "
+              f"views {views}; references {reference_s['no caustics']:.0f} / {reference_s['full physics']:.0f} s/view "
+              f"(no caustics / full physics), {np.mean(between):.2f} dB apart")
+        centres.append(({k: v[0] for k, v in references.items()}, between[0], scene))
+    if args.picture:  # the scene whose references differ most in the centre view
+        centre, between, scene = min(centres, key=lambda c: c[1])
+        write_picture(args.picture, centre, f"seed {scene.seed[0]} test {scene.index}, centre view, {between:.1f} dB")
+        print(f"\npicture: {args.picture} ({args.picture.stat().st_size / 1e3:.0f} kB), seed {scene.seed[0]}")
+
+    summary = {name: summarise(per_scene, name) for name in candidates}
+    print(f"\nquality vs {reference_samples}-spp denoised references over {len(scenes)} scenes x 2 views "
+          f"(mean PSNR dB / worst scene / share > 3 levels):")
+    print(f"  {'setting':<46} {'s/view':>7} | {'no caustics':^24} | {'full physics':^24}")
+    for name, row in summary.items():
+        cells = " | ".join(f"{row[r]['psnr_db']:7.2f} {row[r]['psnr_db_worst']:7.2f} {row[r]['off']:8.2%}"
+                           for r in REFERENCES)
+        print(f"  {name:<46} {row['s_per_view']:7.3f} | {cells}")
+    print("\nper scene (mean of its views, dB vs no caustics / full physics):")
+    for name in ("baseline (Blender defaults, 16 spp)", *(f"preset {p}" for p in QUALITY_PRESETS), FIXED_SEED_ROW):
+        cells = "  ".join(f"{a:6.2f}/{b:6.2f}" for a, b in zip(summary[name]["no caustics"]["by_scene"],
+                                                               summary[name]["full physics"]["by_scene"]))
+        print(f"  {name:<46} {cells}")
+    chosen = summary[f"preset {args.preset}"]
+    baseline = summary["baseline (Blender defaults, 16 spp)"]
+    fixed = summary[FIXED_SEED_ROW]
+    default = summary["preset default"]
+    print(f"\nper-view seeds vs one seed for all views (preset default, same views): "
+          f"{default['no caustics']['psnr_db']:.2f} vs {fixed['no caustics']['psnr_db']:.2f} dB (no caustics), "
+          f"{default['full physics']['psnr_db']:.2f} vs {fixed['full physics']['psnr_db']:.2f} dB (full physics)")
 
     # Pixel datasets scale with views x pixels, the rest (cameras, counts, JSON) with views only.
     pixel_scale = 81 * 480 * 320 / (run["views"] * config.width * config.height)
-    per_scene = {k: v * (81 / run["views"] if k == "other" else pixel_scale) for k, v in run["bytes"].items()}
-    bytes_per_scene = sum(per_scene.values())
+    sizes = {k: v * (81 / run["views"] if k == "other" else pixel_scale) for k, v in run["bytes"].items()}
+    bytes_per_scene = sum(sizes.values())
     print("\nbytes per scene on disk (scaled to 81 views at 480x320):")
-    for name, value in per_scene.items():
+    for name, value in sizes.items():
         print(f"  {name:<8} {value / 1e6:8.2f} MB")
     print(f"  total    {bytes_per_scene / 1e6:8.2f} MB -> {DATASET_SCENES:,} scenes: "
           f"{bytes_per_scene * DATASET_SCENES / 1e9:.1f} GB")
 
+    for number, info in enumerate(scene_info):
+        info["psnr_db"] = round(chosen["no caustics"]["by_scene"][number], 2)
+        info["psnr_db_full_physics"] = round(chosen["full physics"]["by_scene"][number], 2)
     result = {
         "s_per_view": round(per_view, 4),
         "overhead_ratio": round(overhead, 4),
-        "psnr_db": round(chosen["psnr_db"], 2),
+        "psnr_db": round(chosen["no caustics"]["psnr_db"], 2),
+        "psnr_db_worst": round(chosen["no caustics"]["psnr_db_worst"], 2),
+        "psnr_db_full_physics": round(chosen["full physics"]["psnr_db"], 2),
+        "psnr_db_full_physics_worst": round(chosen["full physics"]["psnr_db_worst"], 2),
         "speedup_vs_baseline": round(baseline["s_per_view"] / chosen["s_per_view"], 3),
         "baseline_s_per_view": round(baseline["s_per_view"], 4),
-        "baseline_psnr_db": round(baseline["psnr_db"], 2),
+        "baseline_psnr_db": round(baseline["no caustics"]["psnr_db"], 2),
+        "baseline_psnr_db_full_physics": round(baseline["full physics"]["psnr_db"], 2),
+        "one_seed_psnr_db": round(fixed["no caustics"]["psnr_db"], 2),
+        "one_seed_psnr_db_full_physics": round(fixed["full physics"]["psnr_db"], 2),
+        "scenes": scene_info,
         "bytes_per_scene": int(bytes_per_scene),
         "full_dataset_gb": round(bytes_per_scene * DATASET_SCENES / 1e9, 2),
         "breakdown_s_per_view": {k: round(v / run["views"], 4) for k, v in run["breakdown_s"].items()},
