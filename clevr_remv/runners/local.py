@@ -3,7 +3,9 @@
 Blender's state is global to a process, and `bpy` must not be forked, so workers are
 *spawned* (a fresh interpreter each). The parent hands out one shard at a time to whichever
 worker is free (fast and slow shards even out), counts the views the workers report on one
-queue for one progress bar, and re-emits their log records, prefixed `worker N:`, as one log.
+pipe each for one progress bar, and re-emits their log records, prefixed `worker N:`, as one log.
+(A pipe per worker, not one shared multiprocessing.Queue: a worker killed while holding a
+shared queue's write lock would block every other worker's next message for good.)
 
 Failures stay local: a shard whose worker raised is retried once (on a free worker), one
 whose worker died (killed, out of memory, a crash in Blender) is retried once in a fresh
@@ -18,11 +20,11 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
-import queue
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,19 @@ class _Prefix(logging.Filter):
         return True
 
 
-def _worker_logging(worker: int, events: Any, level: int) -> None:
+class _Events:
+    """The worker's end of its pipe to the parent, with the `put` that QueueHandler expects."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def put(self, event: Any) -> None:
+        self.connection.send(event)
+
+    put_nowait = put
+
+
+def _worker_logging(worker: int, events: _Events, level: int) -> None:
     """Send every log record to the parent, which prints them in its one log."""
     handler = logging.handlers.QueueHandler(events)
     handler.addFilter(_Prefix(worker))
@@ -80,8 +94,8 @@ def _stop_handlers(flag: StopFlag) -> None:
         signal.signal(sig, lambda signum, frame: flag.set(signum))
 
 
-def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: str, tasks: Any, events: Any,
-                level: int) -> None:
+def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: str, tasks: Any,
+                connection: Connection, level: int) -> None:
     """A worker process: take shards from `tasks` until None, report on `events`.
 
     The renderer is set up with the first shard, so a setup failure is that shard's failure
@@ -89,6 +103,7 @@ def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: s
     """
     flag = StopFlag()
     _stop_handlers(flag)
+    events = _Events(connection)
     _worker_logging(worker, events, level)
     started = time.monotonic()
     renderer, blender = None, ""
@@ -126,6 +141,7 @@ class _Worker:
     device: WorkerDevice
     process: Any  # multiprocessing.context.SpawnProcess
     tasks: Any  # its own queue: the parent knows which shard each worker holds
+    events: Connection  # the parent's (reading) end of the worker's pipe
     started: float
     shard: ShardSpec | None = None
     views: int = 0  # of the current shard, taken back from the bar if it fails
@@ -160,7 +176,6 @@ class _LocalRun:
                  tick: Callable[[int], None]) -> None:
         self.executor, self.config, self.out, self.tick = executor, config, out, tick
         self.ctx = multiprocessing.get_context("spawn")
-        self.events = self.ctx.Queue()
         self.book = RetryBook(todo)
         self.workers: dict[int, _Worker] = {}
         self.flag = StopFlag()
@@ -196,14 +211,16 @@ class _LocalRun:
 
     def _start(self, device: WorkerDevice) -> None:
         tasks = self.ctx.SimpleQueue()
+        events, their_end = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker_main, name=f"clevr-remv-worker-{device.worker}", daemon=True,
-            args=(device.worker, device.gpu_index, self.config, str(self.out), tasks, self.events, self.level))
+            args=(device.worker, device.gpu_index, self.config, str(self.out), tasks, their_end, self.level))
         from clevr_remv.render.process import sys_path_for_children
 
         with sys_path_for_children():
             process.start()
-        worker = _Worker(device, process, tasks, time.monotonic())
+        their_end.close()  # so that the worker's exit reads as EOF here
+        worker = _Worker(device, process, tasks, events, time.monotonic())
         self.workers[device.worker] = worker
         log.debug("started worker %d (pid %d)", device.worker, process.pid)
         self._hand_out(worker)
@@ -236,21 +253,28 @@ class _LocalRun:
     # -- events
 
     def _pump(self, timeout: float) -> None:
-        """Handle the next event (waiting up to `timeout`) and every one already queued."""
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            event = None
-        while event is not None:
-            self._handle(event)
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                event = None
+        """Handle every event the workers sent, waiting up to `timeout` for the first."""
+        open_pipes = {w.events: w for w in self.workers.values() if not w.events.closed}
+        if not open_pipes:
+            time.sleep(timeout)  # every worker has ended; the loop only waits to reap them
+        for pipe in wait(list(open_pipes), timeout) if open_pipes else []:
+            self._drain(open_pipes[pipe])
         if self.stopping:
             for worker in self.workers.values():
                 if worker.shard is None and not worker.told_to_stop:
                     self._hand_out(worker)
+
+    def _drain(self, worker: _Worker) -> None:
+        """Every event waiting in `worker`'s pipe; its end (the process is gone) closes the pipe."""
+        while not worker.events.closed:
+            try:
+                if not worker.events.poll():
+                    return
+                event = worker.events.recv()
+            except Exception:  # EOF, or half a message from a killed worker: nothing more to read
+                worker.events.close()
+                return
+            self._handle(event)
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, logging.LogRecord):
@@ -300,9 +324,9 @@ class _LocalRun:
         for worker in self.workers.values():
             if worker.reaped or worker.process.is_alive():
                 continue
-            if worker.shard is not None:
-                self._pump(0.2)  # its last words may still be in the queue
             worker.process.join()
+            if not worker.events.closed:
+                self._drain(worker)  # its last words
             worker.reaped = True
             shard = worker.shard
             if shard is None:
@@ -329,4 +353,5 @@ class _LocalRun:
             if worker.process.is_alive():
                 worker.process.kill()
             worker.process.join()
-        self.events.close()
+        for worker in self.workers.values():
+            worker.events.close()
