@@ -15,7 +15,7 @@ Everything is measured side by side in one run, on this machine:
 3. bytes per scene on disk from the written shard, and the full 10,000-scene size.
 
     python bench/bench_render.py            # 9x9 rig, 480x320, 2048-spp references (~2.5 h on 2 cores, cached after)
-    python bench/bench_render.py --quick    # 3x3 rig, 160x120, 128-spp references (~15 min)
+    python bench/bench_render.py --quick    # 3x3 rig, 160x120, 512-spp references (~6 min on 2 cores)
     python bench/bench_render.py --device gpu --picture docs/caustics.png
 
 References are cached in bench/results/ (git-ignored). Prints tables and ends with one JSON line.
@@ -236,7 +236,8 @@ def write_picture(path: Path, references: dict[str, np.ndarray], view_label: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3x3 rig, 160x120, 128-sample references")
+    parser.add_argument("--quick", action="store_true", help="3x3 rig, 160x120, 512-sample references")
+    parser.add_argument("--reference-samples", type=int, help="default 2048 (512 with --quick)")
     parser.add_argument("--preset", default="default", choices=list(QUALITY_PRESETS))
     parser.add_argument("--width", type=int, help="default 480 (160 with --quick)")
     parser.add_argument("--height", type=int, help="default 320 (120 with --quick)")
@@ -247,7 +248,7 @@ def main() -> None:
     args = parser.parse_args()
 
     grid = 3 if args.quick else 9
-    reference_samples = 128 if args.quick else 2048
+    reference_samples = args.reference_samples or (512 if args.quick else 2048)
     width = args.width or (160 if args.quick else 480)
     height = args.height or (120 if args.quick else 320)
     config = RenderConfig(scenes=1, grid=grid, width=width, height=height,
