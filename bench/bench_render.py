@@ -153,8 +153,8 @@ def quality_candidates(samples_list: list[int]) -> dict[str, Quality]:
 
 def cached_reference(renderer: SeededRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
     """A reference takes minutes per view: keep it under bench/results/, keyed by everything it depends on."""
-    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(), "reference_seed: cycles_seed + 1"],
-                     sort_keys=True)
+    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(), renderer.device.backend,
+                      "reference_seed: cycles_seed + 1"], sort_keys=True)
     path = RESULTS / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         cached = np.load(path)
@@ -241,11 +241,13 @@ def main() -> None:
     parser.add_argument("--preset", default="default", choices=list(QUALITY_PRESETS))
     parser.add_argument("--width", type=int, help="default 480 (160 with --quick)")
     parser.add_argument("--height", type=int, help="default 320 (120 with --quick)")
-    parser.add_argument("--scenes", type=int, default=3, help="scenes for the quality figures (at least 3)")
+    parser.add_argument("--scenes", type=int, default=3, help="scenes for the quality figures (default 3)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
-    parser.add_argument("--picture", type=Path, help="write the references of the first scene's centre view "
-                        "side by side with their difference to this PNG (e.g. docs/caustics.png)")
+    parser.add_argument("--picture", type=Path, help="write the two references of one centre view (the scene "
+                        "where they differ most) side by side with their difference to this PNG (docs/caustics.png)")
     args = parser.parse_args()
+    if args.scenes < 1:
+        parser.error(f"--scenes must be positive, got {args.scenes}")
 
     grid = 3 if args.quick else 9
     reference_samples = args.reference_samples or (512 if args.quick else 2048)
