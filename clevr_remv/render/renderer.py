@@ -23,6 +23,7 @@ from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_setting
 from clevr_remv.render.passes import ViewPasses, read_passes
 from clevr_remv.scene import Scene
 from clevr_remv.seeds import cycles_seed
+from clevr_remv.store.atomic import pid_is_alive
 from clevr_remv.timing import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,33 @@ def quiet_stdout() -> Iterator[None]:
         os.close(devnull)
 
 
+SCRATCH_PREFIX = "clevr-remv-"
+
+
+def scratch_directory() -> Path:
+    """A private folder for the view EXRs, in RAM where there is /dev/shm.
+
+    The name carries the pid, so that the folders of killed workers (SIGKILL runs no
+    cleanup) are found and removed by the next renderer on this machine.
+    """
+    ram = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path(tempfile.gettempdir())
+    sweep_dead_scratch(ram)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=ram))
+
+
+def sweep_dead_scratch(parent: Path) -> list[Path]:
+    """Remove scratch folders under `parent` whose process is gone; returns them."""
+    swept = []
+    for path in parent.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name[len(SCRATCH_PREFIX):].partition("-")[0]
+        if path.is_dir() and pid.isdigit() and not pid_is_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path)
+    if swept:
+        log.info("removed %d scratch folder(s) of dead render processes under %s", len(swept), parent)
+    return swept
+
+
 def blender_version() -> str:
     return bpy.app.version_string
 
@@ -72,8 +100,7 @@ class BlenderRenderer:
         self._assets = AssetLibrary()
         self.device = select_device(self._scene, config.device, gpu_index)
         apply_settings(self._scene, config, self.device)
-        ram = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self._tmp = Path(tempfile.mkdtemp(prefix="clevr-remv-", dir=ram))
+        self._tmp = scratch_directory()
         self._scene.render.filepath = str(self._tmp / "view.exr")
         self._built: tuple[str, int, int] | None = None
         self._rig: tuple[rig.RigSpec, np.ndarray, np.ndarray] | None = None  # built scene's rig, K, w2c

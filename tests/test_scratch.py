@@ -1,0 +1,36 @@
+"""The renderer's RAM scratch folders: a killed worker's folder is removed by the next renderer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clevr_remv.config import RenderConfig
+from clevr_remv.render.renderer import SCRATCH_PREFIX, BlenderRenderer, sweep_dead_scratch
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    dead = tmp_path / f"{SCRATCH_PREFIX}{dead_pid()}-abc"
+    live = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    foreign = tmp_path / f"{SCRATCH_PREFIX}notapid-ghi"
+    for folder in (dead, live, foreign):
+        folder.mkdir()
+        (folder / "view.exr").write_bytes(b"x")
+    assert sweep_dead_scratch(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and foreign.exists()
+
+
+def test_renderer_scratch_carries_its_pid_and_is_removed_on_close() -> None:
+    renderer = BlenderRenderer(RenderConfig(scenes=1, grid=1, width=16, height=16))
+    scratch = renderer._tmp
+    assert scratch.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-") and scratch.is_dir()
+    renderer.close()
+    assert not scratch.exists()
