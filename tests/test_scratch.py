@@ -1,4 +1,4 @@
-"""The renderer's RAM scratch folders: a killed worker's folder is removed by the next renderer."""
+"""Renderer housekeeping: RAM scratch folders of killed workers are swept; a built scene is reused only for itself."""
 
 from __future__ import annotations
 
@@ -34,3 +34,16 @@ def test_renderer_scratch_carries_its_pid_and_is_removed_on_close() -> None:
     assert scratch.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-") and scratch.is_dir()
     renderer.close()
     assert not scratch.exists()
+
+
+def test_a_scene_with_the_same_index_but_another_seed_is_rebuilt() -> None:
+    """The renderer keeps a built scene between calls; it must not mistake another scene for it."""
+    from clevr_remv.layout import draw_layout, scene_rng
+
+    config = RenderConfig(scenes=1, grid=1, width=32, height=24)
+    first = draw_layout(scene_rng(1, "test", 0), config.with_(seed=1), "test", 0)
+    second = draw_layout(scene_rng(2, "test", 0), config.with_(seed=2), "test", 0)
+    with BlenderRenderer(config) as renderer:
+        masks = [renderer.probe_centre_mask(s) for s in (first, second, first)]
+    assert not (masks[0] == masks[1]).all()
+    assert (masks[0] == masks[2]).all()

@@ -102,7 +102,7 @@ class BlenderRenderer:
         apply_settings(self._scene, config, self.device)
         self._tmp = scratch_directory()
         self._scene.render.filepath = str(self._tmp / "view.exr")
-        self._built: tuple[str, int, int] | None = None
+        self._built: str | None = None  # JSON of the scene now in Blender
         self._rig: tuple[rig.RigSpec, np.ndarray, np.ndarray] | None = None  # built scene's rig, K, w2c
         self._scene_seed: tuple[int, ...] = ()
         self.stopwatch = Stopwatch()
@@ -117,7 +117,7 @@ class BlenderRenderer:
         self.close()
 
     def _ensure_built(self, scene: Scene) -> None:
-        key = (scene.split, scene.index, scene.attempt)
+        key = scene.to_json()  # the whole description: another seed or any edit rebuilds
         if key != self._built:
             with self.stopwatch.section("build"):
                 build_scene(scene, self._assets)
