@@ -38,6 +38,17 @@ def start_render(out: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def finish(process: subprocess.Popen, timeout: float) -> str:
+    """Its output once it exits; a run that hangs fails the test and is killed with its workers,
+    so that no orphan keeps rendering after the suite."""
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output = process.communicate()[0]
+        raise AssertionError(f"render still running after {timeout} s:\n{output}") from None
+
+
 def wait_until_mid_shard(process: subprocess.Popen, out: Path, timeout: float = 240) -> None:
     """Until a shard's temporary file exists, i.e. a worker is writing scenes into it."""
     deadline = time.monotonic() + timeout
@@ -103,7 +114,7 @@ def test_a_dead_worker_s_shard_is_retried_in_a_fresh_process(tiny_dataset: Path,
     writer = writers(out)[0]
     assert writer in child_pids(process.pid)  # a worker, not the parent
     os.kill(writer, signal.SIGKILL)
-    output, _ = process.communicate(timeout=300)
+    output = finish(process, timeout=300)
     assert process.returncode == 0, output
     assert "worker process died (signal SIGKILL)" in output and "retrying it once" in output
     assert_same_dataset(out, tiny_dataset)

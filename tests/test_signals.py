@@ -13,7 +13,7 @@ import pytest
 from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, resume_command
 from conftest import TINY_ARGS, run_cli
 from test_cli import assert_one_line_error, fingerprint
-from test_runners import assert_same_dataset, start_render, temporaries, wait_until_mid_shard
+from test_runners import assert_same_dataset, finish, start_render, temporaries, wait_until_mid_shard
 
 
 def test_sigterm_stops_cleanly_with_143_and_the_printed_command_resumes(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_sigterm_stops_cleanly_with_143_and_the_printed_command_resumes(tiny_dat
     process = start_render(out, "--workers", "2")
     wait_until_mid_shard(process, out)
     process.send_signal(signal.SIGTERM)  # to the parent only, as a scheduler's warning would; it tells the workers
-    output, _ = process.communicate(timeout=240)
+    output = finish(process, timeout=240)
     assert process.returncode == 143, output
     assert "stopped by SIGTERM" in output and "Traceback" not in output
     resume = output.split("Resume with:\n", 1)[1].splitlines()[0]
