@@ -83,14 +83,17 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's processes; ray: Ray tasks on a cluster (pip install 'clevr-remv[ray]'; "
                    "--out must be on a filesystem every node shares).")
+@click.option("--threads", type=int, default=None, metavar="N",
+              help="Cycles CPU threads per worker or Ray task (default: local workers share this machine's "
+                   "cores; a Ray task on CPUs takes the smallest node's CPUs).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
 def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
            samples: int | None, device: str, depth_bits: int, scenes_per_shard: int, only: str | None,
-           workers: int | None, gpus: str | None, workers_per_gpu: int, executor: str, ray_address: str | None,
-           no_progress: bool, verbose: bool) -> None:
+           workers: int | None, gpus: str | None, workers_per_gpu: int, executor: str, threads: int | None,
+           ray_address: str | None, no_progress: bool, verbose: bool) -> None:
     """Render a dataset into OUT (resumable: complete shards are skipped).
 
     Exit status: 0 done (or this job's shards done), 1 an error or shards that failed twice,
@@ -122,7 +125,8 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
                  scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
         log.info("quality %s: %d samples, %s", preset, quality.samples,
                  f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
-        chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process)
+        chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
+                               threads)
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         try:

@@ -7,6 +7,8 @@ same card), otherwise the CPU; `gpu` without any GPU is an error the user must s
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -94,10 +96,12 @@ class WorkerDevice:
 
     worker: int
     gpu_index: int | None = None
+    threads: int | None = None  # Cycles' CPU threads; None: all of the machine's
 
     def describe(self, choice: DeviceChoice) -> str:
         if self.gpu_index is None:
-            return f"worker {self.worker}: {choice.describe()}"
+            threads = f", {self.threads} thread(s)" if self.threads else ""
+            return f"worker {self.worker}: {choice.describe()}{threads}"
         return f"worker {self.worker}: {choice.backend} GPU {self.gpu_index} ({choice.devices[self.gpu_index]})"
 
 
@@ -123,15 +127,25 @@ def parse_gpus(text: str, choice: DeviceChoice) -> list[int]:
     return indices
 
 
+def split_threads(workers: int, cores: int) -> list[int]:
+    """Cores shared out between CPU workers (the first ones get the remainder).
+
+    Each Cycles instance would otherwise start a thread per core: N workers on C cores run
+    N x C threads that fight over the caches.
+    """
+    return [max(1, cores // workers + (1 if i < cores % workers else 0)) for i in range(workers)]
+
+
 def plan_workers(choice: DeviceChoice, gpus: str | None, workers: int | None,
-                 workers_per_gpu: int = 1) -> list[WorkerDevice]:
+                 workers_per_gpu: int = 1, cores: int | None = None) -> list[WorkerDevice]:
     """How many worker processes to start and the GPU each one is pinned to.
 
     - `--gpus LIST|all`: worker i renders on GPU LIST[i mod len(LIST)]; without `--workers`
       there are `workers_per_gpu` workers per listed GPU.
     - no `--gpus`, GPUs present: the same over every GPU, except that an explicit
       `--workers 1` keeps today's single process on all GPUs (Cycles splits each frame).
-    - the CPU: `--workers` processes (default 1), none pinned.
+    - the CPU: `--workers` processes (default 1), none pinned; several share the `cores`
+      (default: this machine's) between them (`split_threads`).
     """
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be positive, got {workers}")
@@ -142,6 +156,10 @@ def plan_workers(choice: DeviceChoice, gpus: str | None, workers: int | None,
     elif choice.is_gpu and workers != 1:
         indices = list(range(len(choice.devices)))
     else:
-        return [WorkerDevice(i) for i in range(workers or 1)]
+        count = workers or 1
+        if count == 1:
+            return [WorkerDevice(0)]
+        shares = split_threads(count, cores or os.cpu_count() or 1)
+        return [WorkerDevice(i, None, threads) for i, threads in enumerate(shares)]
     count = workers if workers is not None else len(indices) * workers_per_gpu
     return [WorkerDevice(i, indices[i % len(indices)]) for i in range(count)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clevr_remv.devices import DeviceChoice, DeviceUnavailable, choose_device
 
@@ -44,7 +46,7 @@ def test_denoiser_follows_the_device() -> None:
 
 # ------------------------------------------------------------- workers pinned to GPUs
 
-from clevr_remv.devices import WorkerDevice, parse_gpus, plan_workers  # noqa: E402
+from clevr_remv.devices import WorkerDevice, parse_gpus, plan_workers, split_threads  # noqa: E402
 
 CPU = DeviceChoice("CPU", ())
 TWO_OPTIX = choose_device("auto", {"OPTIX": ["A100", "A100"], "CUDA": ["A100", "A100"]})
@@ -74,6 +76,21 @@ def test_cpu_workers_are_not_pinned_and_one_explicit_worker_keeps_every_gpu() ->
     assert gpus_of(plan_workers(CPU, None, 3)) == [None, None, None]
     assert gpus_of(plan_workers(TWO_OPTIX, None, 1)) == [None]  # Cycles splits frames over both
     assert gpus_of(plan_workers(TWO_OPTIX, None, 4)) == [0, 1, 0, 1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(workers=st.integers(1, 64), cores=st.integers(1, 256))
+def test_cpu_threads_are_shared_out_without_oversubscribing(workers: int, cores: int) -> None:
+    shares = split_threads(workers, cores)
+    assert len(shares) == workers and min(shares) >= 1
+    assert max(shares) - min(shares) <= 1
+    assert sum(shares) == max(cores, workers)  # every core used; one thread each when cores run short
+
+
+def test_several_cpu_workers_get_the_cores_and_gpu_workers_no_thread_cap() -> None:
+    assert [w.threads for w in plan_workers(CPU, None, 3, cores=8)] == [3, 3, 2]
+    assert [w.threads for w in plan_workers(CPU, None, None, cores=8)] == [None]  # one process: Cycles decides
+    assert [w.threads for w in plan_workers(TWO_OPTIX, None, None, cores=8)] == [None, None]
 
 
 def test_bad_gpu_lists_are_clear_errors() -> None:

@@ -40,3 +40,12 @@ def test_a_missing_ray_is_one_line_saying_how_to_install(tmp_path: Path, monkeyp
 def test_local_worker_options_are_refused_with_ray(tmp_path: Path) -> None:
     result = run_cli("render", *TINY_ARGS, "--out", str(tmp_path / "out"), "--executor", "ray", "--workers", "2")
     assert_one_line_error(result, "--workers and --gpus are for --executor local")
+
+
+def test_a_cpu_task_asks_ray_for_the_cpus_its_cycles_threads_use(local_ray) -> None:
+    from clevr_remv.config import RenderConfig
+    from clevr_remv.runners.ray_runner import RayExecutor
+
+    cpu = RenderConfig(scenes=1, device="cpu")
+    assert RayExecutor(None)._resources(cpu) == {"num_cpus": 2}  # the local instance's one node has 2
+    assert RayExecutor(None, threads=1)._resources(cpu) == {"num_cpus": 1}

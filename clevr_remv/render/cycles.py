@@ -64,6 +64,16 @@ def select_device(scene: bpy.types.Scene, requested: str, gpu_index: int | None 
     return choice
 
 
+def apply_threads(scene: bpy.types.Scene, threads: int | None) -> None:
+    """A fixed number of CPU render threads, or Blender's automatic one thread per core."""
+    if threads:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = threads
+        log.info("Cycles CPU threads: %d", threads)
+    else:
+        scene.render.threads_mode = "AUTO"
+
+
 def apply_settings(scene: bpy.types.Scene, config: RenderConfig, device: DeviceChoice) -> None:
     """Resolution, samples, denoiser, light paths and the pass outputs the pipeline reads."""
     render = scene.render

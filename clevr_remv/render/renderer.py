@@ -19,7 +19,7 @@ from clevr_remv import rig
 from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.render.assets import AssetLibrary
 from clevr_remv.render.build import build_scene, build_static_world, reset_blender
-from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_settings, select_device
+from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_settings, apply_threads, select_device
 from clevr_remv.render.passes import ViewPasses, read_passes
 from clevr_remv.scene import Scene
 from clevr_remv.seeds import cycles_seed
@@ -91,8 +91,9 @@ class BlenderRenderer:
     compile once per worker).
     """
 
-    def __init__(self, config: RenderConfig, gpu_index: int | None = None) -> None:
-        """`gpu_index` pins this process to one GPU of the chosen backend (one worker per GPU)."""
+    def __init__(self, config: RenderConfig, gpu_index: int | None = None, threads: int | None = None) -> None:
+        """`gpu_index` pins this process to one GPU of the chosen backend (one worker per GPU);
+        `threads` caps Cycles' CPU threads (several workers or Ray tasks on one machine)."""
         self.config = config
         with quiet_stdout():
             self._scene = reset_blender()
@@ -100,6 +101,7 @@ class BlenderRenderer:
         self._assets = AssetLibrary()
         self.device = select_device(self._scene, config.device, gpu_index)
         apply_settings(self._scene, config, self.device)
+        apply_threads(self._scene, threads)
         self._tmp = scratch_directory()
         self._scene.render.filepath = str(self._tmp / "view.exr")
         self._built: str | None = None  # JSON of the scene now in Blender

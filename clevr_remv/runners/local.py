@@ -94,8 +94,8 @@ def _stop_handlers(flag: StopFlag) -> None:
         signal.signal(sig, lambda signum, frame: flag.set(signum))
 
 
-def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: str, tasks: Any,
-                connection: Connection, level: int) -> None:
+def worker_main(worker: int, gpu_index: int | None, threads: int | None, config: RenderConfig, out: str,
+                tasks: Any, connection: Connection, level: int) -> None:
     """A worker process: take shards from `tasks` until None, report on `events`.
 
     The renderer is set up with the first shard, so a setup failure is that shard's failure
@@ -113,7 +113,7 @@ def worker_main(worker: int, gpu_index: int | None, config: RenderConfig, out: s
             if renderer is None:
                 from clevr_remv.render.renderer import BlenderRenderer, blender_version
 
-                renderer, blender = BlenderRenderer(config, gpu_index), blender_version()
+                renderer, blender = BlenderRenderer(config, gpu_index, threads), blender_version()
                 _stop_handlers(flag)  # in case importing Blender replaced them
                 events.put(("ready", worker, blender, time.monotonic() - started))
             on_view = flag.checking(lambda: events.put(("view", worker)))
@@ -214,7 +214,8 @@ class _LocalRun:
         events, their_end = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker_main, name=f"clevr-remv-worker-{device.worker}", daemon=True,
-            args=(device.worker, device.gpu_index, self.config, str(self.out), tasks, their_end, self.level))
+            args=(device.worker, device.gpu_index, device.threads, self.config, str(self.out), tasks, their_end,
+                  self.level))
         from clevr_remv.render.process import sys_path_for_children
 
         with sys_path_for_children():

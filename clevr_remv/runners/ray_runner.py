@@ -39,26 +39,27 @@ def import_ray():
     return ray
 
 
-def render_shard_task(config: RenderConfig, shard: ShardSpec, out: str) -> tuple[int, str]:
+def render_shard_task(config: RenderConfig, shard: ShardSpec, out: str,
+                      threads: int | None = None) -> tuple[int, str]:
     """Body of the Ray task: (pairs, Blender version). Runs in a Ray worker process."""
-    key = repr(config)
+    key = repr((config, threads))
     if _renderer.get("key") != key:
         if "renderer" in _renderer:
             _renderer.pop("renderer").close()
         from clevr_remv.render.renderer import BlenderRenderer, blender_version
 
-        _renderer.update(renderer=BlenderRenderer(config), blender=blender_version(), key=key)
+        _renderer.update(renderer=BlenderRenderer(config, threads=threads), blender=blender_version(), key=key)
         atexit.register(_renderer["renderer"].close)  # its scratch directory, when Ray ends the worker
     pairs = render_shard(config, shard, Path(out), _renderer["renderer"], _renderer["blender"])
     return pairs, _renderer["blender"]
 
 
 class RayExecutor:
-    def __init__(self, address: str | None, workers_per_gpu: int = 1) -> None:
+    def __init__(self, address: str | None, workers_per_gpu: int = 1, threads: int | None = None) -> None:
         if workers_per_gpu < 1:
             raise ValueError(f"--workers-per-gpu must be positive, got {workers_per_gpu}")
         self.ray = import_ray()
-        self.address, self.workers_per_gpu = address, workers_per_gpu
+        self.address, self.workers_per_gpu, self.threads = address, workers_per_gpu, threads
 
     def _connect(self) -> bool:
         """Join the cluster (or start a local instance); True if we must shut it down after."""
@@ -71,10 +72,23 @@ class RayExecutor:
         return True
 
     def _resources(self, config: RenderConfig) -> dict[str, float]:
+        """A GPU (or 1/K) per task; on CPUs as many CPUs as the task's Cycles threads.
+
+        Cycles would start a thread per core: a task that asked Ray for one CPU would share
+        its node with as many tasks as the node has cores, each running that many threads.
+        """
         gpus = self.ray.cluster_resources().get("GPU", 0)
         if gpus and config.device != "cpu":
             return {"num_gpus": 1 / self.workers_per_gpu}
-        return {"num_cpus": 1}
+        return {"num_cpus": self._cpu_threads()}
+
+    def _cpu_threads(self) -> int:
+        """--threads, else the smallest live node's CPUs: one task fills a node, as one worker
+        fills a CPU machine best (README, "Throughput with workers")."""
+        if self.threads is None:
+            nodes = [n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")]
+            self.threads = max(1, int(min((c for c in nodes if c), default=1)))
+        return self.threads
 
     def execute(self, config: RenderConfig, out: Path, todo: list[ShardSpec],
                 tick: Callable[[int], None] | None) -> Outcome:
@@ -87,7 +101,8 @@ class RayExecutor:
                                if k in ("CPU", "GPU")), resources)
             task = ray.remote(render_shard_task).options(max_retries=ATTEMPTS - 1, retry_exceptions=True,
                                                           **resources)
-            refs = {task.remote(config, shard, str(out.resolve())): shard for shard in todo}
+            threads = int(resources["num_cpus"]) if "num_cpus" in resources else None
+            refs = {task.remote(config, shard, str(out.resolve()), threads): shard for shard in todo}
             with stop_on_signals(StopFlag()) as flag:
                 return self._collect(config, out, refs, tick, flag)
         finally:

@@ -47,3 +47,13 @@ def test_a_scene_with_the_same_index_but_another_seed_is_rebuilt() -> None:
         masks = [renderer.probe_centre_mask(s) for s in (first, second, first)]
     assert not (masks[0] == masks[1]).all()
     assert (masks[0] == masks[2]).all()
+
+
+def test_cpu_threads_reach_cycles() -> None:
+    import bpy
+
+    config = RenderConfig(scenes=1, grid=1, width=16, height=16)
+    with BlenderRenderer(config, threads=1):
+        assert (bpy.context.scene.render.threads_mode, bpy.context.scene.render.threads) == ("FIXED", 1)
+    with BlenderRenderer(config):
+        assert bpy.context.scene.render.threads_mode == "AUTO"
