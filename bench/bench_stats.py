@@ -36,7 +36,7 @@ from clevr_remv.expressions import generate_pairs, resolve_templates  # noqa: E4
 from clevr_remv.layout import draw_layout, scene_rng  # noqa: E402
 from clevr_remv.records import SceneRender  # noqa: E402
 from clevr_remv.shards import plan_shards  # noqa: E402
-from clevr_remv.store import write_manifest, write_shard  # noqa: E402
+from clevr_remv.store import write_shard  # noqa: E402
 from clevr_remv.vocabulary import MAX_OBJECTS  # noqa: E402
 
 

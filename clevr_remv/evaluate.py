@@ -41,7 +41,7 @@ import numpy as np
 
 from clevr_remv.loader import ViewSpec, rig_grid, select_views
 from clevr_remv.metrics import METRIC_KEYS, THRESHOLDS, MultiViewReport, grid_position, mask_counts, \
-    precision_key, score_views, view_distance
+    score_views, view_distance
 from clevr_remv.store import DatasetReader, atomic_path, write_json_atomic
 
 log = logging.getLogger("clevr_remv")
@@ -290,8 +290,7 @@ class GroundTruth:
 def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
     """Index the pairs of `split` from the small `refs/*` datasets of its shards (no pixels read)."""
     reader = DatasetReader(root)
-    if split not in reader.splits:
-        raise ValueError(f"split {split!r} not in {reader.root} (have {', '.join(reader.splits)})")
+    reader.require_split(split)
     grid = rig_grid(reader.manifest)
     paths = tuple(reader.shard_paths(split))
     parts: dict[str, list[np.ndarray]] = {"ids": [], "shard": [], "row": [], "object": [], "visible": []}

@@ -109,8 +109,7 @@ class RefDataset:
         self.transform = transform
         self.visible_only = visible_only
         reader = DatasetReader(self.root)
-        if split not in reader.splits:
-            raise ValueError(f"split {split!r} not in {self.root} (have {', '.join(reader.splits)})")
+        reader.require_split(split)
         self.grid = rig_grid(reader.manifest)
         self.views = select_views(views, self.grid)
         self.shards: list[str] = [str(p) for p in reader.shard_paths(split)]

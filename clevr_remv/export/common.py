@@ -144,8 +144,7 @@ class ExportPlan:
         available = self.reader.splits
         self.splits = list(available if splits is None else splits)
         for split in self.splits:
-            if split not in available:
-                raise ValueError(f"split {split!r} not in {self.root} (have {', '.join(available)})")
+            self.reader.require_split(split)
         self.split_numbers = {s: available.index(s) + 1 for s in available}
         self.grid = rig_grid(self.reader.manifest)
         self.views = select_views(views, self.grid)

@@ -90,8 +90,7 @@ def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
     dataset = DatasetReader(root)
-    if split not in dataset.splits:
-        raise ValueError(f"split {split!r} not in {root / 'dataset.json'} (have {', '.join(dataset.splits)})")
+    dataset.require_split(split)
     count = int(dataset.manifest["splits"][split].get("scenes", 0))
     if not 0 <= index < count:
         have = f"0..{count - 1}" if count else "none"

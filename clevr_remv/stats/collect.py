@@ -26,6 +26,7 @@ import numpy as np
 from clevr_remv.expressions.stats import _relation, words
 from clevr_remv.expressions.templates import Lexicon
 from clevr_remv.store.manifest import manifest_path, read_manifest
+from clevr_remv.store.reader import require_split
 from clevr_remv.vocabulary import ATTRIBUTES
 
 # What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
@@ -157,11 +158,9 @@ def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dic
     manifest = read_manifest(root)
     if manifest is None:
         raise FileNotFoundError(f"{root} is not a clevr-remv dataset: {manifest_path(root).name} not found")
-    have = list(manifest.get("splits", {}))
-    chosen = list(splits) if splits else have
-    unknown = [s for s in chosen if s not in have]
-    if unknown:
-        raise ValueError(f"split {unknown[0]!r} not in {manifest_path(root)} (have {', '.join(have)})")
+    chosen = list(splits) if splits else list(manifest.get("splits", {}))
+    for split in chosen:
+        require_split(manifest, root, split)
     return manifest, {s: [root / name for name in manifest["splits"][s].get("shards", [])] for s in chosen}
 
 

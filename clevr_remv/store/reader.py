@@ -95,6 +95,21 @@ class ShardReader:
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
+class UnknownSplit(KeyError, ValueError):
+    """A split the manifest does not list: a KeyError to code that looks splits up, a ValueError
+    (a one-line user error) to the commands."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def require_split(manifest: dict[str, Any], root: Path, split: str) -> None:
+    """Raise UnknownSplit, naming the splits there are, unless the manifest of `root` lists `split`."""
+    have = list(manifest.get("splits", {}))
+    if split not in have:
+        raise UnknownSplit(f"split {split!r} not in {manifest_path(root)} (have {', '.join(have)})")
+
+
 class DatasetReader:
     """A whole output directory, found through its manifest `dataset.json`."""
 
@@ -109,13 +124,13 @@ class DatasetReader:
     def splits(self) -> list[str]:
         return list(self.manifest.get("splits", {}))
 
+    def require_split(self, split: str) -> None:
+        require_split(self.manifest, self.root, split)
+
     def shard_paths(self, split: str) -> list[Path]:
         """The shard files of `split`, in manifest order."""
-        try:
-            entry = self.manifest["splits"][split]
-        except KeyError:
-            raise KeyError(f"split {split!r} not in {manifest_path(self.root)} (have {self.splits})") from None
-        return [self.root / name for name in entry.get("shards", [])]
+        self.require_split(split)
+        return [self.root / name for name in self.manifest["splits"][split].get("shards", [])]
 
     def iter_shards(self, split: str) -> Iterator[ShardReader]:
         """Open each shard of `split` in turn; each is closed when the next one is opened."""
