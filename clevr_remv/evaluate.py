@@ -40,8 +40,8 @@ import h5py
 import numpy as np
 
 from clevr_remv.loader import ViewSpec, rig_grid, select_views
-from clevr_remv.metrics import METRIC_KEYS, THRESHOLDS, MultiViewReport, grid_position, mask_counts, \
-    score_views, view_distance
+from clevr_remv.metrics import METRIC_KEYS, THRESHOLDS, MultiViewReport, mask_counts, score_views, view_distance
+from clevr_remv.rig import centre_view, view_position
 from clevr_remv.store import DatasetReader, atomic_path, write_json_atomic
 
 log = logging.getLogger("clevr_remv")
@@ -277,7 +277,7 @@ class GroundTruth:
 
     @property
     def centre(self) -> int:
-        return self.grid * self.grid // 2
+        return centre_view(self.grid)
 
     def scenes(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """(shard, row, pair indices) for every scene with pairs, shard by shard."""
@@ -431,7 +431,7 @@ class Evaluation:
 
 def evaluated_views(chosen: Sequence[int], grid: int) -> list[int]:
     """The chosen views plus the centre whenever another view is chosen (MVR needs it), sorted."""
-    centre = grid * grid // 2
+    centre = centre_view(grid)
     views = set(chosen)
     if views - {centre}:
         views.add(centre)
@@ -496,7 +496,7 @@ def report_json(evaluation: Evaluation) -> dict[str, Any]:
         "mvr_oiou": _finite(r.mvr_oiou),
         "mvr_miou": _finite(r.mvr_miou),
         "chosen_views": list(r.chosen),
-        "centre_view": r.grid * r.grid // 2,
+        "centre_view": centre_view(r.grid),
         "grid": r.grid,
         "split": evaluation.split,
         "source": evaluation.source,
@@ -517,7 +517,7 @@ def format_report(evaluation: Evaluation) -> str:
     headers = ["view", "row,col", "dist", "pairs", "left out", *(f"P@{k:g}" for k in THRESHOLDS), "mIoU", "oIoU"]
     rows: list[list[str]] = []
     for v, s in sorted(r.views.items()):
-        row, col = grid_position(v, r.grid)
+        row, col = view_position(v, r.grid)
         figures = s.as_dict()
         mark = "" if v in r.chosen else "*"
         rows.append([f"{v}{mark}", f"{row},{col}", str(view_distance(v, r.grid)), str(s.pairs), str(s.left_out),
@@ -534,7 +534,7 @@ def format_report(evaluation: Evaluation) -> str:
         lines.append("  ".join(c.rjust(w) for c, w in zip(x, widths)))
     lines.append(f"mean and std over the {len(r.chosen)} chosen view(s)"
                  + ("; * centre view, evaluated as MVR's reference only" if len(r.chosen) < len(r.views) else ""))
-    if set(r.views) == {r.grid * r.grid // 2}:
+    if set(r.views) == {centre_view(r.grid)}:
         lines.append("MVR: n/a (only the centre view evaluated)")
     else:
         lines.append(f"MVR (overall IoU): {_pct(r.mvr_oiou)} %   MVR (mean IoU): {_pct(r.mvr_miou)} %")
@@ -551,7 +551,7 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     r = evaluation.report
     grid = np.full((r.grid, r.grid), np.nan)
     for v, s in r.views.items():
-        grid[grid_position(v, r.grid)] = s.oiou
+        grid[view_position(v, r.grid)] = s.oiou
     values = grid[np.isfinite(grid)]
     high = float(values.max()) if values.size else 1.0
     low = min(float(values.min()) if values.size else 0.0, high - 0.05)  # a flat map keeps a readable scale

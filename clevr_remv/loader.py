@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from clevr_remv.rig import centre_view, corner_views
+
 ViewSpec = str | int | Sequence[int]
 
 
@@ -38,9 +40,9 @@ def select_views(views: ViewSpec, grid: int) -> list[int]:
     if isinstance(views, str):
         name = views.strip().lower()
         if name in ("center", "centre"):
-            return [n_views // 2]
+            return [centre_view(grid)]
         if name == "corners":
-            return [0, grid - 1, n_views - grid, n_views - 1]
+            return list(corner_views(grid))
         if name == "all":
             return list(range(n_views))
         try:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clevr_remv.rig import centre_view, view_position
+
 # Written out rather than computed (0.5 + 0.1·i gives 0.6000000000000001), so an IoU of exactly
 # 7/10 (which division rounds to the same double as the literal 0.7) is a hit at K = 0.7.
 THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -117,14 +119,9 @@ def score_view(inter: np.ndarray, union: np.ndarray, left_out: int = 0) -> ViewS
                       oiou=overall_iou(inter, union), precision=precision_at(iou(inter, union)))
 
 
-def grid_position(view: int, grid: int) -> tuple[int, int]:
-    """(row, col) of view `k = row·N + col`."""
-    return divmod(int(view), grid)
-
-
 def view_distance(view: int, grid: int) -> int:
     """Manhattan distance in view steps from the centre view of an N×N rig (N odd)."""
-    row, col = grid_position(view, grid)
+    row, col = view_position(view, grid)
     c = grid // 2
     return abs(row - c) + abs(col - c)
 
@@ -136,11 +133,11 @@ def mvr(scores: Mapping[int, float], centre: float | Mapping[int, float], grid: 
     The centre itself, if present in `scores`, is skipped. Q = 0 contributes 0 (the limit of Q ln Q).
     Returns NaN without a non-centre view or when a centre score is 0 (Q is undefined).
     """
-    centre_view = grid * grid // 2
+    middle = centre_view(grid)
     total = 0.0
     terms = 0
     for view, score in scores.items():
-        if view == centre_view:
+        if view == middle:
             continue
         reference = centre[view] if isinstance(centre, Mapping) else centre
         if not reference > 0:

@@ -56,6 +56,20 @@ def focus_depth(spec: RigSpec) -> float:
     return float((np.asarray(spec.look_at) - np.asarray(spec.position)) @ rotation[:, 2])
 
 
+def view_position(view: int, grid: int) -> tuple[int, int]:
+    """(row, col) of view `k = row·N + col` of an N×N rig, row 0 at the top, col 0 at the left."""
+    return divmod(int(view), grid)
+
+
+def centre_view(grid: int) -> int:
+    return grid * grid // 2
+
+
+def corner_views(grid: int) -> tuple[int, int, int, int]:
+    """Top-left, top-right, bottom-left, bottom-right: the thesis' multi-view test views."""
+    return (0, grid - 1, grid * (grid - 1), grid * grid - 1)
+
+
 def grid_offsets(grid: int) -> np.ndarray:
     """(V, 2) view steps (col - c, row - c) of every view, in view-index order."""
     c = grid // 2

@@ -89,3 +89,13 @@ def test_blender_shift_inverts_the_principal_point_rule() -> None:
         # DESIGN.md: cx = W/2 - 0.5 - shift_x W, cy = H/2 - 0.5 + shift_y W.
         assert K[0, 2] == pytest.approx(s.width / 2 - 0.5 - sx * s.width)
         assert K[1, 2] == pytest.approx(s.height / 2 - 0.5 + sy * s.width)
+
+
+@pytest.mark.parametrize("grid", [1, 3, 9, 15])
+def test_view_index_conventions(grid: int) -> None:
+    """k = row·N + col, row 0 at the top: the centre is (c, c), the corners are the grid's corners."""
+    c, last = grid // 2, grid - 1
+    assert [rig.view_position(row * grid + col, grid) for row in range(grid) for col in range(grid)] == \
+        [(row, col) for row in range(grid) for col in range(grid)]
+    assert rig.view_position(rig.centre_view(grid), grid) == (c, c)
+    assert [rig.view_position(k, grid) for k in rig.corner_views(grid)] == [(0, 0), (0, last), (last, 0), (last, last)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clevr_remv.rig import corner_views
 from clevr_remv.scene import Scene, SceneObject
 from clevr_remv.store.reader import DatasetReader, ShardReader
 
@@ -47,9 +48,7 @@ class SceneViews:
 
     @property
     def corners(self) -> tuple[int, int, int, int]:
-        """Top-left, top-right, bottom-left, bottom-right view indices (k = row * N + col)."""
-        n = self.grid
-        return (0, n - 1, n * (n - 1), n * n - 1)
+        return corner_views(self.grid)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -60,11 +59,6 @@ class SceneViews:
 def object_label(obj: SceneObject) -> str:
     """'large red metal cube': the attributes in the order sentences say them."""
     return f"{obj.size} {obj.color} {obj.material} {obj.shape}"
-
-
-def view_position(view: int, grid: int) -> tuple[int, int]:
-    """(row, col) of view k in an N x N rig, row 0 at the top."""
-    return divmod(view, grid)
 
 
 def _scene_row(shard: ShardReader, index: int) -> int | None:

@@ -22,7 +22,8 @@ from matplotlib.colors import Colormap, to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
-from clevr_remv.show.data import SceneViews, Sentence, object_label, view_position
+from clevr_remv.rig import view_position
+from clevr_remv.show.data import SceneViews, Sentence, object_label
 from clevr_remv.show.outline import centroid, outlines
 from clevr_remv.store.atomic import atomic_path
 
