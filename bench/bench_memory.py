@@ -21,17 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import Quality, RenderConfig  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer  # noqa: E402
+from clevr_remv.runners.local import process_memory_mb  # noqa: E402
 
 
 def rss_mb() -> float:
     """Current resident set size (Linux /proc), falling back to the peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = process_memory_mb("VmRSS")
+    return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -46,11 +46,12 @@ STOP_GRACE_S = 120.0  # after a stop, how long a worker may take to finish its v
 # ---------------------------------------------------------------- in the worker process
 
 
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory (Linux VmHWM), None where unknown."""
+def process_memory_mb(field: str = "VmHWM") -> float | None:
+    """A memory figure of this process from Linux's /proc/self/status (VmHWM: peak resident,
+    VmRSS: resident now), in MB; None where there is no /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -130,7 +131,7 @@ def worker_main(worker: int, gpu_index: int | None, threads: int | None, config:
         events.put(("done", worker, shard.name, pairs))
     if renderer is not None:
         renderer.close()  # its scratch directory in /dev/shm
-    events.put(("exit", worker, peak_rss_mb()))
+    events.put(("exit", worker, process_memory_mb("VmHWM")))
 
 
 # ---------------------------------------------------------------- in the parent process
