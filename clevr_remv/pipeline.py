@@ -262,13 +262,15 @@ def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Re
         tick = progress(sum(s.scene_count for s in todo) * config.views) if progress else None
         outcome = executor.execute(config, out, todo, tick)
         blender, failed = outcome.blender, outcome.failed
-    manifest = finish_dataset(config, out, blender or _blender_from_shards(config, out))
+    manifest = finish_dataset(config, out, blender or blender_from_shards(config, out))
     if manifest:
         log.info("dataset complete: %s", manifest)
     return RunResult(todo, done, manifest, failed)
 
 
-def _blender_from_shards(config: RenderConfig, out: Path) -> str:
+def blender_from_shards(config: RenderConfig, out: Path) -> str:
+    """The Blender version of the first complete shard: what a run that rendered nothing (a resume,
+    `finalize`) records in the manifest."""
     for shard in plan_shards(config):
         if shard_is_complete(shard.path(out)):
             return str(read_shard_attrs(shard.path(out)).get("blender_version", "unknown"))

@@ -48,5 +48,5 @@ def command(directory: Path, verbose: bool) -> None:
             for shard in missing:
                 click.echo(f"  {render_command(config, directory, shard)}")
             raise ValueError(f"{directory} is not complete ({len(missing)} shard(s) missing); dataset.json not written")
-        manifest = pipeline.finish_dataset(config, directory, pipeline._blender_from_shards(config, directory))
+        manifest = pipeline.finish_dataset(config, directory, pipeline.blender_from_shards(config, directory))
     click.echo(f"dataset complete: {manifest}")
