@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-from clevr_remv.devices import DeviceUnavailable
+from clevr_remv.devices import DEVICE_REQUESTS, DeviceUnavailable
 from clevr_remv.layout import LayoutError
 
 log = logging.getLogger("clevr_remv")
@@ -63,8 +63,9 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
 @click.option("--quality", "preset", type=click.Choice(list(QUALITY_PRESETS)), default="default", show_default=True,
               help="Sampling and denoising preset (README, Performance).")
 @click.option("--samples", type=int, default=None, help="Cycles samples per pixel, overriding the preset's.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
-              help="auto: best GPU backend Cycles finds (OptiX, CUDA, HIP, oneAPI, Metal), else CPU.")
+@click.option("--device", type=click.Choice(DEVICE_REQUESTS), default="auto", show_default=True,
+              help="auto: best GPU backend Cycles finds (OptiX, CUDA, HIP, oneAPI, Metal), else CPU; gpu: the "
+                   "same but a missing GPU is an error; optix, cuda, ...: that backend only.")
 @click.option("--depth-bits", type=int, default=12, show_default=True,
               help="Mantissa bits kept in float32 depth: relative error < 2^-(bits+1) (12: < 1.2e-4, "
                    "5.5x smaller); 23 = lossless.")

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from clevr_remv.devices import DEVICE_REQUESTS
 from clevr_remv.scene import SPLITS, Vec3
 
 REFERENCE_PIXELS = 480 * 320
@@ -142,7 +143,7 @@ def validate(config: RenderConfig) -> None:
         (config.scenes_per_shard > 0, f"--scenes-per-shard must be positive, got {config.scenes_per_shard}"),
         (1 <= config.depth_mantissa_bits <= 23, f"--depth-bits must be 1..23, got {config.depth_mantissa_bits}"),
         (config.baseline > 0, f"--baseline must be positive, got {config.baseline}"),
-        (config.device in ("auto", "cpu", "gpu"), f"--device must be auto, cpu or gpu, got {config.device}"),
+        (config.device in DEVICE_REQUESTS, f"--device must be one of {', '.join(DEVICE_REQUESTS)}, got {config.device}"),
         (abs(sum(config.split_fractions) - 1.0) < 1e-9, "split fractions must add up to 1"),
     ]
     for ok, message in checks:

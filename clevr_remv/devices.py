@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 GPU_BACKENDS: tuple[str, ...] = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+# What --device accepts: a policy (auto, cpu, gpu = the best GPU backend) or one backend by name,
+# for a card both OptiX and CUDA drive (benchmarks, a driver whose OptiX is broken).
+DEVICE_REQUESTS: tuple[str, ...] = ("auto", "cpu", "gpu", *(b.lower() for b in GPU_BACKENDS))
 
 
 class DeviceUnavailable(RuntimeError):
@@ -47,15 +50,22 @@ class DeviceChoice:
 
 
 def choose_device(requested: str, available: Mapping[str, Sequence[str]]) -> DeviceChoice:
-    """Pick the backend and devices for `requested` in auto / cpu / gpu.
+    """Pick the backend and devices for `requested`, one of DEVICE_REQUESTS.
 
     `available` maps a backend name to the GPU device names Cycles lists for it.
     Every GPU of the chosen backend is enabled: Cycles splits each frame across them.
     """
-    if requested not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device must be auto, cpu or gpu, got {requested!r}")
+    if requested not in DEVICE_REQUESTS:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_REQUESTS)}, got {requested!r}")
     if requested == "cpu":
         return DeviceChoice("CPU", ())
+    if requested.upper() in GPU_BACKENDS:
+        names = tuple(available.get(requested.upper(), ()))
+        if not names:
+            found = ", ".join(f"{b} ({len(n)})" for b, n in available.items() if n) or "no GPU"
+            raise DeviceUnavailable(f"--device {requested}: Cycles found no {requested.upper()} device "
+                                    f"(it found {found}); check the driver or use --device gpu or cpu")
+        return DeviceChoice(requested.upper(), names)
     for backend in GPU_BACKENDS:
         names = tuple(available.get(backend, ()))
         if names:

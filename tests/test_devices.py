@@ -30,6 +30,20 @@ def test_gpu_without_a_gpu_is_a_clear_error() -> None:
         choose_device("fast", {})
 
 
+def test_a_named_backend_is_taken_even_where_a_better_one_exists() -> None:
+    both = {"OPTIX": ["H100"], "CUDA": ["H100"]}
+    assert choose_device("cuda", both) == DeviceChoice("CUDA", ("H100",))
+    assert choose_device("optix", both) == DeviceChoice("OPTIX", ("H100",))
+    assert choose_device("hip", {"HIP": ["RX 7900"]}).backend == "HIP"
+
+
+def test_a_named_backend_that_is_missing_says_what_cycles_found() -> None:
+    with pytest.raises(DeviceUnavailable, match=r"no OPTIX device \(it found CUDA \(1\)\)"):
+        choose_device("optix", {"CUDA": ["GTX 1080"]})
+    with pytest.raises(DeviceUnavailable, match=r"no CUDA device \(it found no GPU\)"):
+        choose_device("cuda", {})
+
+
 def test_description_for_the_log() -> None:
     assert choose_device("auto", {}).describe() == "CPU"
     assert "OPTIX on 2 GPU(s)" in choose_device("auto", {"OPTIX": ["a", "b"]}).describe()
