@@ -7,11 +7,13 @@ only asks Cycles what it sees and applies the choice.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import bpy
 
 from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_denoiser, choose_device
+from clevr_remv.gpu_kernels import jit_warnings, nvidia_compute_capabilities, raise_jit_cache_limit, shipped_kernels
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ def _cycles_preferences():
 
 def available_gpus() -> dict[str, list[str]]:
     """GPU device names per backend, as Cycles reports them on this machine."""
+    if raise_jit_cache_limit():  # before Cycles starts CUDA, which reads it once
+        log.debug("CUDA_CACHE_MAXSIZE set to the driver's maximum, so a compiled Cycles kernel is kept")
     prefs = _cycles_preferences()
     prefs.refresh_devices()
     found: dict[str, list[str]] = {}
@@ -61,7 +65,17 @@ def select_device(scene: bpy.types.Scene, requested: str, gpu_index: int | None 
     apply_device(scene, choice)
     log.info("Cycles device: %s (requested %s); denoiser %s", choice.describe(), requested,
              choose_denoiser(choice).denoiser)
+    if choice.backend in ("CUDA", "OPTIX"):
+        warn_about_kernel_compilation()
     return choice
+
+
+def warn_about_kernel_compilation() -> None:
+    """Say so where the driver must compile Cycles' kernel first: the progress bar then sits at
+    0 views for many minutes, which otherwise looks like a hang (clevr_remv.gpu_kernels)."""
+    lib = Path(bpy.utils.system_resource("SCRIPTS", path="addons_core/cycles/lib"))
+    for line in jit_warnings(nvidia_compute_capabilities(), shipped_kernels(lib), bpy.app.version_string):
+        log.warning(line)
 
 
 def apply_threads(scene: bpy.types.Scene, threads: int | None) -> None:

@@ -1,0 +1,110 @@
+"""Whether Cycles has a prebuilt CUDA kernel for an NVIDIA GPU, or the driver must compile one first.
+
+Cycles (CUDA and OptiX alike: OptiX loads the CUDA module for its utility kernels) loads
+`kernel_sm_XY.cubin` for a GPU of compute capability X.Y only where that exact file ships;
+otherwise it hands the driver the closest older PTX (`kernel_compute_75.ptx`), which the driver
+compiles before the first sample. For the Cycles kernel that takes many minutes on one CPU core,
+with nothing on screen: on an H100 (9.0) with Blender 4.5 it was still compiling after 5 min 21 s
+(README, "GPU"). The PyPI builds ship no 8.0 (A100) or 9.0 (H100, H200) cubin, and 5.3 none for
+8.9 either, so a farm of such cards meets this on every node.
+
+The driver keeps what it compiled in its JIT cache (CUDA_CACHE_PATH, default ~/.nv/ComputeCache),
+but only if it fits CUDA_CACHE_MAXSIZE; `raise_jit_cache_limit` lifts an unset limit to the
+driver's maximum so the compile happens once per node and user, not once per job.
+
+Pure Python apart from asking `nvidia-smi`: testable without Blender or a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+JIT_CACHE_MAX_BYTES = 4 << 30  # the largest CUDA_CACHE_MAXSIZE the driver accepts
+_KERNEL_FILE = re.compile(r"^kernel_(sm|compute)_(\d+)\.(cubin|ptx)(\.zst)?$")
+
+
+@dataclass(frozen=True)
+class ShippedKernels:
+    """Compute capabilities as integers (8.6 -> 86) for which Cycles ships binaries, and PTX."""
+
+    cubins: frozenset[int]
+    ptx: frozenset[int]
+
+
+def shipped_kernels(cycles_lib: Path) -> ShippedKernels:
+    """The CUDA kernels in Cycles' `lib` folder (`.../scripts/addons_core/cycles/lib`)."""
+    cubins, ptx = set(), set()
+    for path in cycles_lib.iterdir() if cycles_lib.is_dir() else ():
+        match = _KERNEL_FILE.match(path.name)
+        if match:
+            (cubins if match[1] == "sm" else ptx).add(int(match[2]))
+    return ShippedKernels(frozenset(cubins), frozenset(ptx))
+
+
+def kernel_for(capability: int, shipped: ShippedKernels) -> str:
+    """What Cycles loads on a GPU of `capability`: 'cubin', 'ptx' (compiled by the driver) or 'none'.
+
+    Mirrors Cycles' CUDADevice::compile_kernel: the exact cubin, else the newest PTX that is not
+    newer than the GPU."""
+    if capability in shipped.cubins:
+        return "cubin"
+    return "ptx" if any(p <= capability for p in shipped.ptx) else "none"
+
+
+def parse_compute_capabilities(text: str) -> list[tuple[str, int]]:
+    """`nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader` -> [(name, 90), ...]."""
+    gpus = []
+    for line in text.splitlines():
+        name, _, cap = line.rpartition(",")
+        major, dot, minor = cap.strip().partition(".")
+        if name.strip() and dot and major.isdigit() and minor.isdigit():
+            gpus.append((name.strip(), int(major) * 10 + int(minor)))
+    return gpus
+
+
+def nvidia_compute_capabilities(run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+                                ) -> list[tuple[str, int]]:
+    """The NVIDIA GPUs' names and compute capabilities, or [] where nvidia-smi is missing or fails."""
+    try:
+        done = run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                   capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_compute_capabilities(done.stdout) if done.returncode == 0 else []
+
+
+def jit_warnings(gpus: list[tuple[str, int]], shipped: ShippedKernels, blender: str,
+                 environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One line per GPU model that has no prebuilt kernel: what happens and where it is cached."""
+    lines = []
+    for name, capability in sorted(set(gpus)):
+        kind = kernel_for(capability, shipped)
+        if kind == "cubin":
+            continue
+        cap = f"{capability // 10}.{capability % 10}"
+        if kind == "none":
+            lines.append(f"{name} (compute {cap}): Blender {blender} ships no CUDA kernel it can run; "
+                         "Cycles will fail to load its kernels on it")
+            continue
+        cache = environ.get("CUDA_CACHE_PATH", "~/.nv/ComputeCache")
+        disabled = " (but CUDA_CACHE_DISABLE is set: every process compiles again)" \
+            if environ.get("CUDA_CACHE_DISABLE") == "1" else ""
+        lines.append(f"{name} (compute {cap}): Blender {blender} ships no prebuilt kernel for it, so the driver "
+                     f"compiles Cycles' PTX before the first view: many minutes on one CPU core, once per "
+                     f"node and user; it is kept in the CUDA cache at {cache}{disabled}")
+    return lines
+
+
+def raise_jit_cache_limit(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Set CUDA_CACHE_MAXSIZE to the driver's maximum where the user has not set it, so that the
+    compiled Cycles kernel fits the cache. Must run before CUDA starts in this process; child
+    processes inherit it. Returns whether it changed anything."""
+    if "CUDA_CACHE_MAXSIZE" in environ:
+        return False
+    environ["CUDA_CACHE_MAXSIZE"] = str(JIT_CACHE_MAX_BYTES)
+    return True
