@@ -18,7 +18,9 @@ Everything is measured side by side in one run, on this machine:
     python bench/bench_render.py --quick    # 3x3 rig, 160x120, 512-spp references (~6 min on 2 cores)
     python bench/bench_render.py --device gpu --picture docs/caustics.png
 
-References are cached in bench/results/ (git-ignored). Prints tables and ends with one JSON line.
+References are cached in bench/results/ (git-ignored; --results DIR elsewhere), whichever device made
+them: a GPU's serve a CPU run (bench/compare_references.py shows the two agree). Prints tables and
+ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import h5py  # noqa: E402
 
 from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import QUALITY_PRESETS, Quality, RenderConfig  # noqa: E402
+from clevr_remv.devices import DEVICE_REQUESTS  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_stdout  # noqa: E402
 from clevr_remv.scene import Scene  # noqa: E402
 from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
@@ -151,18 +154,30 @@ def quality_candidates(samples_list: list[int]) -> dict[str, Quality]:
     return rows
 
 
-def cached_reference(renderer: SeededRenderer, scene, views: list[int], quality: Quality) -> tuple[np.ndarray, float]:
-    """A reference takes minutes per view: keep it under bench/results/, keyed by everything it depends on."""
-    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(), renderer.device.backend,
+def reference_path(results: Path, scene, views: list[int], quality: Quality) -> Path:
+    """Where a reference is cached, keyed by everything its pixels depend on. Not the device: a
+    converged reference is the same picture from any device (bench/compare_references.py checks
+    it), so references made on a GPU serve a CPU run; the npz records the device that made it."""
+    key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(),
                       "reference_seed: cycles_seed + 1"], sort_keys=True)
-    path = RESULTS / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    return results / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def cached_reference(renderer: SeededRenderer, scene, views: list[int], quality: Quality,
+                     results: Path) -> tuple[np.ndarray, float, str]:
+    """A reference takes minutes per view on a CPU: keep it under `results`. Returns the images,
+    seconds per view and the device that rendered it."""
+    path = reference_path(results, scene, views, quality)
     if path.exists():
         cached = np.load(path)
-        return cached["images"], float(cached["seconds"])
+        return cached["images"], float(cached["seconds"]), str(cached["device"])
     images, seconds = render_views(renderer, scene, views, quality, seed_for_view=reference_seed)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, seconds=seconds)
-    return images, seconds
+    results.mkdir(parents=True, exist_ok=True)
+    device = renderer.device.describe()
+    with tempfile.NamedTemporaryFile(dir=results, suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, images=images, seconds=seconds, device=device)
+    Path(tmp.name).replace(path)
+    return images, seconds, device
 
 
 def benchmark_scenes(config: RenderConfig, renderer: SeededRenderer, count: int) -> list[Scene]:
@@ -182,12 +197,13 @@ def benchmark_scenes(config: RenderConfig, renderer: SeededRenderer, count: int)
 
 
 def measure_quality(renderer: SeededRenderer, scene, views: list[int], reference_samples: int,
-                    candidates: dict[str, Quality]) -> tuple[dict, dict, dict]:
+                    candidates: dict[str, Quality], results: Path) -> tuple[dict, dict, dict, dict]:
     """Per setting: seconds per view and, per reference, PSNR and the share off by > 3 levels for each view."""
-    references, reference_s = {}, {}
+    references, reference_s, reference_device = {}, {}, {}
     for name, caustics in REFERENCES.items():
         quality = replace(BASELINE, samples=reference_samples, adaptive_threshold=0.0, caustics=caustics)
-        references[name], reference_s[name] = cached_reference(renderer, scene, views, quality)
+        references[name], reference_s[name], reference_device[name] = cached_reference(
+            renderer, scene, views, quality, results)
     rows = {}
     for name, quality in candidates.items():
         fixed = (lambda scene_seed, view: 0) if name == FIXED_SEED_ROW else None
@@ -196,7 +212,7 @@ def measure_quality(renderer: SeededRenderer, scene, views: list[int], reference
         for ref, reference in references.items():
             rows[name][ref] = {"psnr_db": [psnr(i, r) for i, r in zip(images, reference)],
                                "off": [off_share(i, r) for i, r in zip(images, reference)]}
-    return rows, references, reference_s
+    return rows, references, reference_s, reference_device
 
 
 def summarise(per_scene: list[dict], name: str) -> dict:
@@ -242,7 +258,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, help="default 480 (160 with --quick)")
     parser.add_argument("--height", type=int, help="default 320 (120 with --quick)")
     parser.add_argument("--scenes", type=int, default=3, help="scenes for the quality figures (default 3)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    parser.add_argument("--device", default="auto", choices=DEVICE_REQUESTS)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where references are cached (default bench/results)")
     parser.add_argument("--picture", type=Path, help="write the two references of one centre view (the scene "
                         "where they differ most) side by side with their difference to this PNG (docs/caustics.png)")
     args = parser.parse_args()
@@ -274,17 +292,20 @@ def main() -> None:
     per_scene, scene_info, centres = [], [], []
     for number, scene in enumerate(scenes):
         views = [scene.rig.centre_view, 0]  # centre and top-left corner
-        rows, references, reference_s = measure_quality(renderer, scene, views, reference_samples, candidates)
+        rows, references, reference_s, reference_device = measure_quality(
+            renderer, scene, views, reference_samples, candidates, args.results)
         per_scene.append(rows)
         between = [psnr(a, b) for a, b in zip(references["full physics"], references["no caustics"])]
         metal = sum(o.material == "metal" for o in scene.objects)
         scene_info.append({"seed": scene.seed[0], "split": scene.split, "index": scene.index,
                            "objects": len(scene.objects), "metal": metal, "views": views,
                            "references_psnr_db": round(float(np.mean(between)), 2),
-                           "reference_s_per_view": {k: round(v, 1) for k, v in reference_s.items()}})
+                           "reference_s_per_view": {k: round(v, 1) for k, v in reference_s.items()},
+                           "reference_device": reference_device})
         print(f"\nscene {number}: seed {scene.seed[0]} test scene {scene.index}, {len(scene.objects)} objects ({metal} metal), "
-              f"views {views}; references {reference_s['no caustics']:.0f} / {reference_s['full physics']:.0f} s/view "
-              f"(no caustics / full physics), {np.mean(between):.2f} dB apart")
+              f"views {views}; references {reference_s['no caustics']:.1f} / {reference_s['full physics']:.1f} s/view "
+              f"(no caustics / full physics, rendered on {', '.join(sorted(set(reference_device.values())))}), "
+              f"{np.mean(between):.2f} dB apart")
         centres.append(({k: v[0] for k, v in references.items()}, between[0], scene))
     if args.picture:  # the scene whose references differ most in the centre view
         centre, between, scene = min(centres, key=lambda c: c[1])
