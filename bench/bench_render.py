@@ -156,8 +156,9 @@ def quality_candidates(samples_list: list[int]) -> dict[str, Quality]:
 
 def reference_path(results: Path, scene, views: list[int], quality: Quality) -> Path:
     """Where a reference is cached, keyed by everything its pixels depend on. Not the device: a
-    converged reference is the same picture from any device (bench/compare_references.py checks
-    it), so references made on a GPU serve a CPU run; the npz records the device that made it."""
+    converged reference should be the same picture from any device, so references made on a fast
+    GPU can serve a CPU run (bench/compare_references.py measures how far two devices' references
+    are apart); the npz records the device that made it."""
     key = json.dumps([scene.to_json(), views, asdict(quality), blender_version(),
                       "reference_seed: cycles_seed + 1"], sort_keys=True)
     return results / f"reference-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"

@@ -1,7 +1,7 @@
 """Do two devices render the same reference? PSNR between the cached references of two result folders.
 
 bench_render.py keys a cached reference by everything its pixels depend on except the device, so
-that references rendered on a GPU can serve a CPU run. This checks that assumption: run the same
+that references rendered on a GPU can serve a CPU run. This measures that assumption: run the same
 `bench_render.py` on both devices, each with its own --results folder, then
 
     python bench/compare_references.py bench/results bench/results-gpu
