@@ -29,7 +29,7 @@ from pathlib import Path
 
 from clevr_remv import pipeline
 from clevr_remv.config import Quality, RenderConfig
-from clevr_remv.devices import DeviceChoice, plan_workers
+from clevr_remv.devices import DEVICE_REQUESTS, DeviceChoice, plan_workers
 from clevr_remv.runners.choose import device_choice
 from clevr_remv.runners.local import LocalExecutor
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--device", choices=["cpu", "auto", "gpu"], default="cpu")
+    parser.add_argument("--device", choices=DEVICE_REQUESTS, default="cpu")
     parser.add_argument("--gpus", default=None, help="GPUs the workers share, as render --gpus (e.g. 0)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="clevr-remv: %(message)s")
