@@ -49,6 +49,7 @@ from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_s
 from clevr_remv.scene import Scene  # noqa: E402
 from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
 from clevr_remv.shards import ShardSpec  # noqa: E402
+from clevr_remv.store.atomic import atomic_path  # noqa: E402
 
 DATASET_SCENES = 10_000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -175,9 +176,8 @@ def cached_reference(renderer: SeededRenderer, scene, views: list[int], quality:
     images, seconds = render_views(renderer, scene, views, quality, seed_for_view=reference_seed)
     results.mkdir(parents=True, exist_ok=True)
     device = renderer.device.describe()
-    with tempfile.NamedTemporaryFile(dir=results, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, images=images, seconds=seconds, device=device)
-    Path(tmp.name).replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=images, seconds=seconds, device=device)
     return images, seconds, device
 
 
