@@ -45,6 +45,7 @@ import h5py  # noqa: E402
 from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import QUALITY_PRESETS, Quality, RenderConfig  # noqa: E402
 from clevr_remv.devices import DEVICE_REQUESTS  # noqa: E402
+from clevr_remv.image_quality import off_share, psnr  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_stdout  # noqa: E402
 from clevr_remv.scene import Scene  # noqa: E402
 from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
@@ -76,16 +77,6 @@ class SeededRenderer(BlenderRenderer):
         super()._set_view(view)
         if self.seed_for_view is not None:
             self._scene.cycles.seed = self.seed_for_view(self._scene_seed, view)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def off_share(a: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
-    """Share of pixels whose worst channel is off by more than `levels`."""
-    return float((np.abs(a.astype(int) - b).max(axis=-1) > levels).mean())
 
 
 def render_views(renderer: SeededRenderer, scene, views: list[int], quality: Quality,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_render import psnr  # noqa: E402  (bench_render imports bpy: run with the project's venv)
+from clevr_remv.image_quality import psnr  # noqa: E402
 
 
 def device(cached) -> str:

@@ -19,6 +19,7 @@ import OpenEXR
 import pytest
 from conftest import TINY_ARGS
 
+from clevr_remv.image_quality import psnr
 from clevr_remv.render.passes import read_passes
 
 OTHER_PYTHON = "CLEVR_REMV_OTHER_BPY_PYTHON"
@@ -28,11 +29,6 @@ IDENTICAL = ("masks", "depth", "visible_pixels", "cameras/intrinsics", "cameras/
 
 def shard_paths(out: Path) -> list[Path]:
     return sorted(p.relative_to(out) for p in out.glob("*/shard-*.h5"))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def test_every_shard_and_the_manifest_record_the_blender_version(tiny_dataset: Path) -> None:
