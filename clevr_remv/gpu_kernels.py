@@ -17,6 +17,7 @@ Pure Python apart from asking `nvidia-smi`: testable without Blender or a GPU.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -46,6 +47,11 @@ def shipped_kernels(cycles_lib: Path) -> ShippedKernels:
     return ShippedKernels(frozenset(cubins), frozenset(ptx))
 
 
+def ptx_for(capability: int, shipped: ShippedKernels) -> int | None:
+    """The PTX Cycles falls back to on a GPU of `capability`: the newest not newer than the GPU."""
+    return max((p for p in shipped.ptx if p <= capability), default=None)
+
+
 def kernel_for(capability: int, shipped: ShippedKernels) -> str:
     """What Cycles loads on a GPU of `capability`: 'cubin', 'ptx' (compiled by the driver) or 'none'.
 
@@ -53,7 +59,42 @@ def kernel_for(capability: int, shipped: ShippedKernels) -> str:
     newer than the GPU."""
     if capability in shipped.cubins:
         return "cubin"
-    return "ptx" if any(p <= capability for p in shipped.ptx) else "none"
+    return "ptx" if ptx_for(capability, shipped) is not None else "none"
+
+
+def format_capability(capability: int) -> str:
+    """90 -> '9.0', 120 -> '12.0' (how NVIDIA writes compute capabilities)."""
+    return f"{capability // 10}.{capability % 10}"
+
+
+def parse_capability(text: str) -> int:
+    """'9.0', 'sm_90', '90' or '12.0' -> 90 / 120; ValueError naming the text otherwise."""
+    value = text.strip().lower().removeprefix("sm_")
+    major, dot, minor = value.partition(".")
+    if dot and major.isdigit() and minor.isdigit() and len(minor) == 1:
+        return int(major) * 10 + int(minor)
+    if not dot and value.isdigit() and len(value) >= 2:
+        return int(value)
+    raise ValueError(f"{text!r} is not a compute capability: write it as 9.0 or sm_90")
+
+
+def cycles_lib_of_installed_bpy(find_spec: Callable = importlib.util.find_spec) -> Path:
+    """Cycles' kernel folder in the `bpy` this Python would import, found without importing it
+    (loading Blender takes seconds and is not needed to read a folder)."""
+    spec = find_spec("bpy")
+    if spec is None or not spec.origin:
+        raise ValueError("no bpy module is installed for this Python: name Cycles' kernel folder with "
+                         "--lib (BLENDER/<version>/scripts/addons_core/cycles/lib)")
+    found = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/cycles/lib"))
+    if not found:
+        raise ValueError(f"no scripts/addons_core/cycles/lib under {Path(spec.origin).parent}: name the folder "
+                         "with --lib")
+    return found[-1]
+
+
+def blender_series(cycles_lib: Path) -> str:
+    """'4.5' for `.../4.5/scripts/addons_core/cycles/lib`, the layout of pip's bpy and Blender installs."""
+    return cycles_lib.parents[3].name if len(cycles_lib.parents) > 3 else "?"
 
 
 def parse_compute_capabilities(text: str) -> list[tuple[str, int]]:
@@ -86,7 +127,7 @@ def jit_warnings(gpus: list[tuple[str, int]], shipped: ShippedKernels, blender: 
         kind = kernel_for(capability, shipped)
         if kind == "cubin":
             continue
-        cap = f"{capability // 10}.{capability % 10}"
+        cap = format_capability(capability)
         if kind == "none":
             lines.append(f"{name} (compute {cap}): Blender {blender} ships no CUDA kernel it can run; "
                          "Cycles will fail to load its kernels on it")
@@ -96,7 +137,8 @@ def jit_warnings(gpus: list[tuple[str, int]], shipped: ShippedKernels, blender: 
             if environ.get("CUDA_CACHE_DISABLE") == "1" else ""
         lines.append(f"{name} (compute {cap}): Blender {blender} ships no prebuilt kernel for it, so the driver "
                      f"compiles Cycles' PTX before the first view: many minutes on one CPU core, once per "
-                     f"node and user; it is kept in the CUDA cache at {cache}{disabled}")
+                     f"node and user; it is kept in the CUDA cache at {cache}{disabled}. `clevr-remv "
+                     f"gpu-kernels --build {cap}` builds the kernel once ahead of time instead")
     return lines
 
 

@@ -68,6 +68,7 @@ def test_one_warning_per_gpu_model_without_a_prebuilt_kernel(blender_45) -> None
     assert len(lines) == 2
     h100 = next(line for line in lines if "H100" in line)
     assert "compute 9.0" in h100 and "4.5.15" in h100 and "/scratch/nv" in h100 and "minutes" in h100
+    assert "`clevr-remv gpu-kernels --build 9.0`" in h100  # what to do about it
     assert "fail" in next(line for line in lines if "Quadro" in line)
     disabled = jit_warnings(gpus[:1], blender_45, "4.5", environ={"CUDA_CACHE_DISABLE": "1"})
     assert "every process compiles again" in disabled[0] and "~/.nv/ComputeCache" in disabled[0]
