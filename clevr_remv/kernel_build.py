@@ -98,6 +98,34 @@ def cubin_capability(data: bytes) -> int | None:
     return {7: flags & 0xFF, 8: (flags >> 8) & 0xFF}.get(abi_version) if abi_version >= 7 else flags & 0xFF
 
 
+def cubin_kernels(data: bytes) -> set[str] | None:
+    """The functions with code in a 64-bit cubin (its `.text.<name>` sections: every kernel, and
+    any device function left un-inlined); None for a 32-bit one. Cycles looks every kernel up by
+    name when it loads the module, so each `.entry` of the PTX must be among them."""
+    if data[4] != 2:
+        return None
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    entry_size, count, names_index = struct.unpack_from("<HHH", data, 0x3A)
+
+    def header(index: int) -> tuple[int, ...]:  # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+        return struct.unpack_from("<IIQQQQ", data, shoff + index * entry_size)
+
+    names_at, names_size = header(names_index)[4:6]
+    names = data[names_at:names_at + names_size]
+    kernels = set()
+    for index in range(count):
+        start = header(index)[0]
+        name = names[start:names.index(b"\0", start)].decode()
+        if name.startswith(".text."):
+            kernels.add(name.removeprefix(".text."))
+    return kernels
+
+
+def ptx_entries(ptx: bytes) -> set[str]:
+    """The kernels a PTX module defines (`.entry NAME`)."""
+    return {m.decode() for m in re.findall(rb"\.entry\s+([A-Za-z_$][\w$]*)", ptx)}
+
+
 def ptxas_release(ptxas: Path, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
     """'12.9' for a CUDA 12.9 ptxas: its cubins load under drivers of that CUDA major version or newer."""
     try:
@@ -158,7 +186,8 @@ def build_cubin(lib: Path, capability: int, ptxas: Path,
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="clevr-remv-kernel-") as scratch:
         source, cubin = Path(scratch) / "kernel.ptx", Path(scratch) / "kernel.cubin"
-        source.write_bytes(_read_ptx(_ptx_file(lib, ptx)))
+        text = _read_ptx(_ptx_file(lib, ptx))
+        source.write_bytes(text)
         done = run([str(ptxas), f"-arch=sm_{capability}", "-O3", "-o", str(cubin), str(source)],
                    capture_output=True, text=True)
         if done.returncode != 0 or not cubin.is_file():
@@ -169,6 +198,9 @@ def build_cubin(lib: Path, capability: int, ptxas: Path,
     built_for = cubin_capability(data)
     if built_for not in (None, capability):
         raise KernelBuildError(f"ptxas built sm_{built_for} code when sm_{capability} was asked for")
+    missing = ptx_entries(text) - (cubin_kernels(data) or ptx_entries(text))
+    if missing:
+        raise KernelBuildError(f"the cubin lacks {len(missing)} of the PTX's kernels, e.g. {sorted(missing)[0]}")
     stored = _compress(data)
     final = lib / f"kernel_sm_{capability}.cubin.zst"
     with atomic_path(final) as tmp:

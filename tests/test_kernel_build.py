@@ -28,7 +28,9 @@ from clevr_remv.kernel_build import (
     KernelBuildError,
     build_cubin,
     cubin_capability,
+    cubin_kernels,
     find_ptxas,
+    ptx_entries,
     ptxas_release,
 )
 
@@ -84,7 +86,7 @@ def test_a_built_kernel_is_the_cubin_cycles_loads_for_that_card(lib: Path, ptxas
     assert built.path == lib / "kernel_sm_90.cubin.zst" and built.ptx == 75 and built.capability == 90
     cubin = zstandard.ZstdDecompressor().stream_reader(built.path.read_bytes()).read()
     assert len(cubin) == built.cubin_bytes and built.path.stat().st_size == built.stored_bytes
-    assert cubin_capability(cubin) == 90 and b"kernel_gpu_probe" in cubin
+    assert cubin_capability(cubin) == 90 and cubin_kernels(cubin) == ptx_entries(PROBE_PTX) == {"kernel_gpu_probe"}
     assert kernel_for(90, shipped_kernels(lib)) == "cubin"
     assert jit_warnings([("NVIDIA H100 80GB HBM3", 90)], shipped_kernels(lib), "4.5") == []
     assert oct(built.path.stat().st_mode & 0o777) == "0o644"
