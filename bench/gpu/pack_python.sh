@@ -8,7 +8,7 @@
 # prebuilt Cycles kernel (clevr-remv gpu-kernels --build CAP, 13 min of one core, reused from
 # OUT/kernel_sm_XY.cubin.zst when there), so the GPU renders at once instead of JIT-compiling.
 # The tree drops what rendering on NVIDIA does not need (HIP kernels, the shipped cubins, tests,
-# tkinter): about 780 MB, 240 MB as xz. bench/gpu/measure.sh unpacks and uses it on the GPU machine.
+# tkinter): about 890 MB, 245 MB as xz (4 parts). bench/gpu/measure.sh unpacks and uses it on the GPU machine.
 set -euo pipefail
 VENV=$(realpath "$1"); OUT=$(realpath -m "$2"); shift 2
 PART_MB=${PART_MB:-60}
@@ -37,11 +37,11 @@ done
 # System libraries the extension modules load; measure.sh drops those the GPU machine has itself.
 find "$STAGE" -name '*.so*' -type f -print0 | xargs -0 ldd 2>/dev/null | awk '$3 ~ /^\/(usr\/)?lib/ {print $3}' \
   | sort -u | grep -vE 'lib(c|m|pthread|dl|rt|util|gcc_s|stdc\+\+)\.so|ld-linux' \
-  | while read -r l; do cp -L "$l" "$STAGE/syslib/"; done
+  | while read -r l; do cp -L "$l" "$STAGE/syslib/"; done || true  # ldd fails on data-only .so files
 rm -f "$STAGE"/lib/python"$VER"/lib-dynload/_tkinter* "$STAGE"/syslib/libt[ck]*
 du -sh "$STAGE"
 rm -rf "$OUT"/c[0-9]*
-(cd "$(dirname "$STAGE")" && tar cf - py) | xz -6 -T0 | split -b "${PART_MB}M" -d - "$OUT/part-"
+(cd "$(dirname "$STAGE")" && tar cf - py) | xz -9 -T0 | split -b "${PART_MB}M" -d - "$OUT/part-"
 i=0; for p in "$OUT"/part-*; do mkdir -p "$OUT/c$i"; mv "$p" "$OUT/c$i/"; i=$((i + 1)); done
 rm -rf "$(dirname "$STAGE")"
 ls -la "$OUT"/c*/
