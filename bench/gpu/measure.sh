@@ -9,7 +9,9 @@
 #   bash bench/gpu/measure.sh scale optix 1 2  # bench_scale: 4 scenes, 9x9 views, 480x320, default quality
 #   bash bench/gpu/measure.sh quality optix    # bench_render: speed and PSNR against GPU references
 #
-# Stage time limits (seconds) come from LIMIT (default 300).
+# Stage time limits (seconds) come from LIMIT (default 300). With this project's device tool: one call
+# per part, `bash bench/gpu/measure.sh receive` carrying [".gpu/cK"] (about 10 s each on a warm
+# machine), then one call chaining info, warmup and scale, then quality if time is left.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; WORK=/tmp/clevr-remv-gpu; LIMIT=${LIMIT:-300}
 mkdir -p "$OUT" "$WORK/parts" "$WORK/home"
@@ -22,7 +24,7 @@ unpack() {
     say "unpack $(ls "$WORK/parts" | wc -l) part(s)"
     cat "$WORK"/parts/part-* | xz -dc -T0 | tar xf - -C "$WORK" || { echo "unpack failed"; exit 1; }
     for f in "$WORK"/py/syslib/*; do  # the machine's own libraries win where it has them
-        ldconfig -p | grep -qF " $(basename "$f") (" && rm -f "$f"
+        ldconfig -p | awk '{print $1}' | grep -qxF "$(basename "$f")" && rm -f "$f"
     done
     say "unpacked; bundled system libraries kept: $(ls "$WORK/py/syslib" | tr '\n' ' ')"
 }
@@ -49,7 +51,8 @@ warmup)
     environment; device=${2:-optix}; say "warm-up render, $device"
     t0=$(date +%s.%N)
     timeout "$LIMIT" "$PY" -c "from clevr_remv.cli import main; main()" render --scenes 1 --rig 3 --width 48 --height 32 \
-        --device "$device" --out "$WORK/warmup-$device-$(date +%s)" 2>&1 | tr '\r' '\n' | grep -vE '^\s*$' | tail -n 12
+        --device "$device" --out "$WORK/warmup-$device-$(date +%s)" 2>&1 | tr '\r' '\n' \
+        | tee "$OUT/warmup-$device.txt" | grep -E "clevr-remv:|rror|arning"
     status=${PIPESTATUS[0]}
     say "warm-up $device: $(awk "BEGIN {printf \"%.1f\", $(date +%s.%N) - $t0}") s wall (exit $status)" ;;
 scale)
