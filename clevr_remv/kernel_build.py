@@ -126,10 +126,10 @@ def ptx_entries(ptx: bytes) -> set[str]:
     return {m.decode() for m in re.findall(rb"\.entry\s+([A-Za-z_$][\w$]*)", ptx)}
 
 
-def ptxas_release(ptxas: Path, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
+def ptxas_release(ptxas: Path) -> str:
     """'12.9' for a CUDA 12.9 ptxas: its cubins load under drivers of that CUDA major version or newer."""
     try:
-        done = run([str(ptxas), "--version"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([str(ptxas), "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as error:
         raise KernelBuildError(f"{ptxas} does not run: {error}") from None
     found = re.search(r"release (\d+\.\d+)", done.stdout)
@@ -176,8 +176,7 @@ def check_can_build(lib: Path, capability: int) -> int:
     return ptx
 
 
-def build_cubin(lib: Path, capability: int, ptxas: Path,
-                run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> BuiltKernel:
+def build_cubin(lib: Path, capability: int, ptxas: Path) -> BuiltKernel:
     """Compile Cycles' PTX in `lib` for `capability` and store it as `lib/kernel_sm_XY.cubin.zst`.
 
     Written through a temporary file, so an interrupted build leaves no half kernel that Cycles
@@ -188,8 +187,8 @@ def build_cubin(lib: Path, capability: int, ptxas: Path,
         source, cubin = Path(scratch) / "kernel.ptx", Path(scratch) / "kernel.cubin"
         text = _read_ptx(_ptx_file(lib, ptx))
         source.write_bytes(text)
-        done = run([str(ptxas), f"-arch=sm_{capability}", "-O3", "-o", str(cubin), str(source)],
-                   capture_output=True, text=True)
+        done = subprocess.run([str(ptxas), f"-arch=sm_{capability}", "-O3", "-o", str(cubin), str(source)],
+                              capture_output=True, text=True)
         if done.returncode != 0 or not cubin.is_file():
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise KernelBuildError(f"ptxas failed for sm_{capability} (exit {done.returncode}): "
