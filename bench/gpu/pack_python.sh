@@ -8,7 +8,7 @@
 # prebuilt Cycles kernel (clevr-remv gpu-kernels --build CAP, 13 min of one core, reused from
 # OUT/kernel_sm_XY.cubin.zst when there), so the GPU renders at once instead of JIT-compiling.
 # The tree drops what rendering on NVIDIA does not need (HIP kernels, the shipped cubins, tests,
-# tkinter): about 890 MB, 245 MB as xz (4 parts). bench/gpu/measure.sh unpacks and uses it on the GPU machine.
+# tkinter): about 890 MB, 265 MB as xz (5 parts). bench/gpu/measure.sh unpacks and uses it on the GPU machine.
 set -euo pipefail
 VENV=$(realpath "$1"); OUT=$(realpath -m "$2"); shift 2
 PART_MB=${PART_MB:-60}
