@@ -102,9 +102,12 @@ def parse_compute_capabilities(text: str) -> list[tuple[str, int]]:
     gpus = []
     for line in text.splitlines():
         name, _, cap = line.rpartition(",")
-        major, dot, minor = cap.strip().partition(".")
-        if name.strip() and dot and major.isdigit() and minor.isdigit():
-            gpus.append((name.strip(), int(major) * 10 + int(minor)))
+        try:
+            capability = parse_capability(cap)
+        except ValueError:
+            continue
+        if name.strip():
+            gpus.append((name.strip(), capability))
     return gpus
 
 

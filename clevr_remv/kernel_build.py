@@ -13,7 +13,7 @@ loads under any CUDA 12 or newer driver (NVIDIA's minor-version compatibility).
 
 from __future__ import annotations
 
-import logging
+import importlib.util
 import os
 import re
 import shutil
@@ -27,8 +27,6 @@ from pathlib import Path
 
 from clevr_remv.gpu_kernels import format_capability, ptx_for, shipped_kernels
 from clevr_remv.store import atomic_path
-
-log = logging.getLogger("clevr_remv")
 
 PTXAS_WHEEL = "nvidia-cuda-nvcc-cu12"
 _EM_CUDA = 190  # ELF e_machine of NVIDIA GPU code
@@ -69,8 +67,6 @@ def find_ptxas(explicit: Path | None = None, environ: Mapping[str, str] = os.env
                which: Callable[[str], str | None] = shutil.which,
                find_spec: Callable | None = None) -> Path:
     """The ptxas to use: the one named, else PATH's, else $CUDA_HOME's, else the PyPI wheel's."""
-    import importlib.util
-
     if explicit is not None:
         if not (explicit.is_file() and os.access(explicit, os.X_OK)):
             raise KernelBuildError(f"--ptxas {explicit}: no executable file there")
@@ -94,8 +90,12 @@ def cubin_capability(data: bytes) -> int | None:
     if len(data) < 52 or data[:4] != b"\x7fELF" or struct.unpack_from("<H", data, 18)[0] != _EM_CUDA:
         raise KernelBuildError("ptxas wrote something that is not an NVIDIA cubin")
     flags = struct.unpack_from("<I", data, 48 if data[4] == 2 else 36)[0]  # e_flags, 64- or 32-bit ELF
-    abi_version = data[8]  # 7 up to CUDA 12 (SM in bits 0-7), 8 from CUDA 13 (SM in bits 8-15)
-    return {7: flags & 0xFF, 8: (flags >> 8) & 0xFF}.get(abi_version) if abi_version >= 7 else flags & 0xFF
+    abi_version = data[8]
+    if abi_version <= 7:  # up to CUDA 12: the SM number in bits 0-7
+        return flags & 0xFF
+    if abi_version == 8:  # CUDA 13: in bits 8-15
+        return (flags >> 8) & 0xFF
+    return None
 
 
 def cubin_kernels(data: bytes) -> set[str] | None:

@@ -4,7 +4,6 @@ folder stands in for it; the folder logic and the file Cycles loads are the same
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import shutil
 from pathlib import Path
@@ -53,11 +52,10 @@ PROBE_PTX = b"""
 
 
 def _wheel_ptxas() -> Path | None:
-    spec = importlib.util.find_spec("nvidia.cuda_nvcc")
-    for folder in spec.submodule_search_locations if spec else []:
-        if (Path(folder) / "bin" / "ptxas").is_file():
-            return Path(folder) / "bin" / "ptxas"
-    return None
+    try:
+        return find_ptxas(environ={}, which=lambda name: None)  # the search's last place: the wheel
+    except KernelBuildError:
+        return None
 
 
 def _every_ptxas() -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,15 +30,16 @@ def _report(lib: Path, gpus: list[tuple[str, int]]) -> list[str]:
     if not gpus:
         return [*lines, "no NVIDIA GPU on this machine (nvidia-smi lists none)"]
     lines.append("NVIDIA GPUs on this machine:")
-    for name in sorted({name for name, _ in gpus}):
-        capability = next(c for n, c in gpus if n == name)
-        count = sum(n == name for n, _ in gpus)
+    for (name, capability), count in sorted(Counter(gpus).items()):
         cap = format_capability(capability)
         kind = kernel_for(capability, shipped)
-        what = {"cubin": "prebuilt kernel, renders at once",
-                "ptx": f"no prebuilt kernel: the driver compiles PTX {format_capability(ptx_for(capability, shipped) or 0)} "
-                       f"on the first render (many minutes); `clevr-remv gpu-kernels --build {cap}` avoids it",
-                "none": "no kernel this Blender can run"}[kind]
+        if kind == "cubin":
+            what = "prebuilt kernel, renders at once"
+        elif kind == "ptx":
+            what = (f"no prebuilt kernel: the driver compiles PTX {format_capability(ptx_for(capability, shipped))} "
+                    f"on the first render (many minutes); `clevr-remv gpu-kernels --build {cap}` avoids it")
+        else:
+            what = "no kernel this Blender can run"
         lines.append(f"  {count} x {name} (compute {cap}): {what}")
     return lines
 
@@ -46,6 +48,7 @@ def _capabilities_to_build(requests: tuple[str, ...], lib: Path, gpus: list[tupl
     """The compute capabilities named, `detected` standing for this machine's cards that lack a kernel."""
     from clevr_remv.gpu_kernels import kernel_for, parse_capability, shipped_kernels
 
+    shipped = shipped_kernels(lib)
     wanted: set[int] = set()
     for request in requests:
         if request.strip().lower() != "detected":
@@ -54,7 +57,7 @@ def _capabilities_to_build(requests: tuple[str, ...], lib: Path, gpus: list[tupl
         if not gpus:
             raise ValueError("--build detected: nvidia-smi lists no NVIDIA GPU here; name the cards' compute "
                              "capability instead, e.g. --build 9.0 (H100, H200) or --build 8.0 (A100)")
-        wanted |= {c for _, c in gpus if kernel_for(c, shipped_kernels(lib)) == "ptx"}
+        wanted |= {c for _, c in gpus if kernel_for(c, shipped) == "ptx"}
     return sorted(wanted)
 
 
@@ -91,11 +94,11 @@ def command(lib: Path | None, requests: tuple[str, ...], ptxas: Path | None, ver
             for capability in wanted:  # every reason to fail, before minutes of compiling
                 check_can_build(lib, capability)
             release = ptxas_release(tool)
+            at_once = min(len(wanted), os.cpu_count() or 1)
             log.info("building %s with %s (CUDA %s: the farm's driver must support CUDA %s or newer) into %s: "
                      "about 13 min of one CPU core and 3 GB of memory each, %d at a time",
-                     ", ".join(f"sm_{c}" for c in wanted), tool, release, release.split(".")[0] + ".0", lib,
-                     min(len(wanted), os.cpu_count() or 1))
-            with ThreadPoolExecutor(max_workers=min(len(wanted), os.cpu_count() or 1)) as pool:
+                     ", ".join(f"sm_{c}" for c in wanted), tool, release, release.split(".")[0] + ".0", lib, at_once)
+            with ThreadPoolExecutor(max_workers=at_once) as pool:
                 for built in pool.map(lambda c: build_cubin(lib, c, tool), wanted):
                     log.info("built %s", built.describe())
         for line in _report(lib, gpus):
