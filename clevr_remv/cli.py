@@ -1,7 +1,8 @@
 """Command line: thin click commands that parse, call the library and report.
 
-Errors a user can fix (bad options, a conflicting --out, no GPU) end in one line and a
-non-zero exit, never a traceback.
+The group is a `contract.ContractGroup`: errors a user can fix (bad options, a conflicting
+--out, no GPU) end in one line and the exit status documented in `clevr_remv.contract`,
+never a traceback, from this file's commands and from every one under `commands/`.
 """
 
 from __future__ import annotations
@@ -9,37 +10,22 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from clevr_remv import __version__
 from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-from clevr_remv.devices import DEVICE_REQUESTS, DeviceUnavailable
-from clevr_remv.layout import LayoutError
+from clevr_remv.contract import ContractGroup, setup_logging
+from clevr_remv.devices import DEVICE_REQUESTS
 
 log = logging.getLogger("clevr_remv")
 
-USER_ERRORS = (ValueError, OSError, DeviceUnavailable, LayoutError)
 
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the errors a user can act on into click's one-line 'Error: ...' and exit 1."""
-    try:
-        yield
-    except USER_ERRORS as error:
-        raise click.ClickException(str(error)) from None
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="clevr-remv: %(message)s")
-
-
-@click.group()
-@click.version_option(package_name="clevr-remv")
+@click.group(cls=ContractGroup)
+@click.version_option(version=__version__, prog_name="clevr-remv")
 def main() -> None:
     """Generate and use CLEVR-Remv, a light-field dataset for referring expression segmentation."""
 
@@ -110,34 +96,33 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     from clevr_remv.shards import plan_shards
 
     single_process = bool((click.get_current_context().find_root().obj or {}).get("single_process"))
-    with user_errors():
-        quality = QUALITY_PRESETS[preset]
-        if samples is not None:
-            quality = replace(quality, samples=samples)
-        config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
-                              quality=quality, device=device, scenes_per_shard=scenes_per_shard,
-                              depth_mantissa_bits=depth_bits)
-        shards = None
-        if only:
-            shards, which = select_shards(only, plan_shards(config), os.environ)
-            log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
-        sizes = config.split_sizes()
-        log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
-                 scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
-        log.info("quality %s: %d samples, %s", preset, quality.samples,
-                 f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
-        chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
-                               threads)
-        from tqdm.contrib.logging import logging_redirect_tqdm
+    quality = QUALITY_PRESETS[preset]
+    if samples is not None:
+        quality = replace(quality, samples=samples)
+    config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
+                          quality=quality, device=device, scenes_per_shard=scenes_per_shard,
+                          depth_mantissa_bits=depth_bits)
+    shards = None
+    if only:
+        shards, which = select_shards(only, plan_shards(config), os.environ)
+        log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
+    sizes = config.split_sizes()
+    log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
+             scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
+    log.info("quality %s: %d samples, %s", preset, quality.samples,
+             f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
+    chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
+                           threads)
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-        try:
-            with logging_redirect_tqdm():
-                result = pipeline.run(config, out, only=shards, executor=chosen,
-                                      progress=None if no_progress else _progress_bar)
-        except RenderInterrupted as stop:
-            click.echo(f"{stop}: unfinished shards' temporary files removed; complete shards are kept. "
-                       f"Resume with:\n  {resume_command()}", err=True)
-            raise click.exceptions.Exit(stop.exit_code) from None
+    try:
+        with logging_redirect_tqdm():
+            result = pipeline.run(config, out, only=shards, executor=chosen,
+                                  progress=None if no_progress else _progress_bar)
+    except RenderInterrupted as stop:
+        click.echo(f"{stop}: unfinished shards' temporary files removed; complete shards are kept. "
+                   f"Resume with:\n  {resume_command()}", err=True)
+        raise click.exceptions.Exit(stop.exit_code) from None
     if result.failed:
         for name, error in result.failed.items():
             click.echo(f"failed: {name}: {error}", err=True)
@@ -150,7 +135,7 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
 
 
 @main.command()
-@click.argument("out", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("out", type=click.Path(path_type=Path))
 @click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Template folder (default: the repository's templates/).")
 @click.option("-v", "--verbose", is_flag=True)
@@ -159,8 +144,7 @@ def expressions(out: Path, templates: Path | None, verbose: bool) -> None:
     setup_logging(verbose)
     from clevr_remv import pipeline
 
-    with user_errors():
-        manifest = pipeline.regenerate_expressions(out, templates, on_shard=lambda p: log.info("rewrote %s", p))
+    manifest = pipeline.regenerate_expressions(out, templates, on_shard=lambda p: log.info("rewrote %s", p))
     from clevr_remv.store import read_manifest
 
     for split, entry in read_manifest(out)["splits"].items():

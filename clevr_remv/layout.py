@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clevr_remv.config import LayoutConfig, RenderConfig
+from clevr_remv.contract import UserError
 from clevr_remv.rig import ground_directions
 from clevr_remv.scene import SPLITS, Light, RigSpec, Scene, SceneObject, Vec3
 from clevr_remv.vocabulary import COLORS, MATERIALS, SHAPES, SIZES, footprint_radius, half_height
@@ -23,7 +24,7 @@ LIGHT_ENERGY = {"key": 400.0, "fill": 120.0, "back": 200.0}
 LIGHT_SIZE = {"key": 1.5, "fill": 2.0, "back": 1.5}
 
 
-class LayoutError(RuntimeError):
+class LayoutError(UserError, RuntimeError):
     """No valid layout within the configured number of restarts."""
 
 

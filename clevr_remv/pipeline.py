@@ -30,6 +30,7 @@ from clevr_remv.store import (
     ShardReader,
     ShardWriter,
     read_manifest,
+    require_manifest,
     read_shard_attrs,
     replace_refs,
     shard_is_complete,
@@ -151,7 +152,11 @@ def check_output(out: Path, config: RenderConfig) -> None:
     except OSError as error:
         raise OutputConflict(f"cannot write to {out}: {error.strerror or error}") from None
     ours = config.identity()
-    manifest = read_manifest(out)
+    try:
+        manifest = read_manifest(out)
+    except ValueError as damaged:  # rewritten when the dataset completes; the shards are compared below
+        log.warning("%s; it will be rewritten", damaged)
+        manifest = None
     if manifest is not None:
         _compare(ours, manifest.get("config", {}), out / "dataset.json")
     shards = plan_shards(config)
@@ -239,13 +244,12 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
     return out / "dataset.json"
 
 
-def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Renderer, str]] | None = None,
+def run(config: RenderConfig, out: Path, executor: Executor,
         only: ShardSpec | Sequence[ShardSpec] | None = None,
-        progress: Callable[[int], Callable[[int], None]] | None = None,
-        executor: Executor | None = None) -> RunResult:
+        progress: Callable[[int], Callable[[int], None]] | None = None) -> RunResult:
     """Render every pending shard (or those of `only`), then finish the dataset if it is complete.
 
-    `executor` says where (default: this process, with `renderer_factory`'s renderer);
+    `executor` says where (this process, worker processes, Ray: `runners.choose.make_executor`);
     `progress(total_views)` returns the `tick(n)` that counts finished views.
     """
     check_fits_in_memory(config)
@@ -255,10 +259,6 @@ def run(config: RenderConfig, out: Path, renderer_factory: Callable[[], tuple[Re
     log.info("output %s: %d shard(s) to render, %d already complete", out, len(todo), len(done))
     blender, failed = None, {}
     if todo:
-        if executor is None:
-            from clevr_remv.runners.serial import SerialExecutor
-
-            executor = SerialExecutor(renderer_factory)
         tick = progress(sum(s.scene_count for s in todo) * config.views) if progress else None
         outcome = executor.execute(config, out, todo, tick)
         blender, failed = outcome.blender, outcome.failed
@@ -283,9 +283,7 @@ def regenerate_expressions(out: Path, templates: Path | None = None,
 
     Each shard is replaced atomically; the manifest is rewritten last with the new counts.
     """
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise FileNotFoundError(f"{out / 'dataset.json'} not found: render the dataset first")
+    manifest = require_manifest(out)
     config = from_dict(manifest["config"])
     template_set = resolve_templates(templates)
     for split in manifest["splits"].values():

@@ -87,15 +87,17 @@ def test_finalize_sweeps_temporaries_of_dead_processes_only(single_run: Path, tm
         sleeper.wait()
 
 
-@pytest.mark.parametrize("where", ["empty", "absent"])
-def test_finalize_without_shards_is_a_one_line_error(tmp_path: Path, where: str) -> None:
+@pytest.mark.parametrize("where, missing", [
+    ("empty", "no dataset.json and no complete shard (render into it first)"),
+    ("absent", "no such directory"),
+])
+def test_finalize_without_shards_is_a_one_line_error(tmp_path: Path, where: str, missing: str) -> None:
     out = tmp_path / "out"
     if where == "empty":
         out.mkdir()
     result = run_cli("finalize", str(out))
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [
-        f"Error: {out} holds no complete shard and no dataset.json: nothing to work on"]
+    assert result.output.strip().splitlines() == [f"Error: {out} is not a clevr-remv dataset: {missing}"]
 
 
 CONFIGS = [

@@ -108,9 +108,10 @@ def test_show_errors_name_the_problem(tiny_dataset: Path, tmp_path: Path, args: 
 
 def test_show_refuses_a_directory_that_is_not_a_dataset(tmp_path: Path) -> None:
     result = run_cli("show", str(tmp_path), "--out", str(tmp_path / "x.png"))
-    assert result.exit_code == 1 and "dataset.json not found" in result.output
+    assert result.exit_code == 1 and result.output == (
+        f"Error: {tmp_path} is not a clevr-remv dataset: no dataset.json and no complete shard (render into it first)\n")
     result = run_cli("show", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png"))
-    assert result.exit_code == 1 and "is not a directory" in result.output
+    assert result.exit_code == 1 and result.output.endswith("is not a clevr-remv dataset: no such directory\n")
 
 
 def test_show_refuses_an_output_in_a_missing_directory(tiny_dataset: Path, tmp_path: Path) -> None:

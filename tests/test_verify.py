@@ -135,7 +135,7 @@ def test_directory_without_any_shard_is_a_one_line_error(tmp_path: Path) -> None
     result = verify(tmp_path)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {tmp_path} holds no complete shard and no dataset.json: nothing to work on"]
+        f"Error: {tmp_path} is not a clevr-remv dataset: no dataset.json and no complete shard (render into it first)"]
 
 
 def test_quarantine_moves_exactly_the_bad_shard_and_render_restores_it(dataset: Path, tiny_dataset: Path) -> None:

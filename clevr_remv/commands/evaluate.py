@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 log = logging.getLogger("clevr_remv")
 
 
 @click.command("evaluate")
-@click.argument("dataset", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Split to evaluate on.")
 @click.option("--predictions", type=click.Path(path_type=Path), default=None,
               help="HDF5 file (ref_id, view, mask) or folder of <ref_id>_<view>.png masks.")
@@ -46,17 +46,16 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
         bar = tqdm(total=total, unit="view", desc="scene views", dynamic_ncols=True, disable=no_progress)
         return lambda: bar.update(1)
 
-    with user_errors():
-        if predictions is None and baseline is None:
-            raise ValueError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
-        if predictions is not None and baseline is not None:
-            raise ValueError("--predictions and --baseline exclude each other: score one at a time")
-        evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
-                              progress=progress)
-        click.echo(format_report(evaluation))
-        if json_path is not None:
-            write_report_json(evaluation, json_path)
-            log.info("wrote %s", json_path)
-        if plot_path is not None:
-            plot_report(evaluation, plot_path)
-            log.info("wrote %s", plot_path)
+    if predictions is None and baseline is None:
+        raise ValueError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
+    if predictions is not None and baseline is not None:
+        raise ValueError("--predictions and --baseline exclude each other: score one at a time")
+    evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
+                          progress=progress)
+    click.echo(format_report(evaluation))
+    if json_path is not None:
+        write_report_json(evaluation, json_path)
+        log.info("wrote %s", json_path)
+    if plot_path is not None:
+        plot_report(evaluation, plot_path)
+        log.info("wrote %s", plot_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 
 def _splits(value: str | None) -> list[str] | None:
@@ -43,14 +43,13 @@ def _export_options(f: Callable) -> Callable:
 def _run(export: Callable, directory: Path, out: Path, views: str, splits: str | None, workers: int,
          overwrite: bool, no_progress: bool, verbose: bool) -> dict:
     setup_logging(verbose)
-    with user_errors():
-        from tqdm.contrib.logging import logging_redirect_tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with logging_redirect_tqdm():
-            if workers < 1:
-                raise ValueError(f"--workers {workers}: give at least 1")
-            return export(directory, out, views, _splits(splits), overwrite=overwrite, workers=workers,
-                          progress=not no_progress)
+    with logging_redirect_tqdm():
+        if workers < 1:
+            raise ValueError(f"--workers {workers}: give at least 1")
+        return export(directory, out, views, _splits(splits), overwrite=overwrite, workers=workers,
+                      progress=not no_progress)
 
 
 @click.group("export")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 log = logging.getLogger("clevr_remv")
 
 
 @click.command("finalize")
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directory", type=click.Path(path_type=Path))
 @click.option("-v", "--verbose", is_flag=True)
 def command(directory: Path, verbose: bool) -> None:
     """Write DIRECTORY's split files and dataset.json once every planned shard is complete.
@@ -28,25 +28,24 @@ def command(directory: Path, verbose: bool) -> None:
     and exit 1.
     """
     setup_logging(verbose)
-    with user_errors():
-        from clevr_remv import pipeline
-        from clevr_remv.shards import plan_shards
-        from clevr_remv.store import sweep_stale_temporaries
-        from clevr_remv.store.completion import missing_shards, render_command, stored_config
+    from clevr_remv import pipeline
+    from clevr_remv.shards import plan_shards
+    from clevr_remv.store import sweep_stale_temporaries
+    from clevr_remv.store.completion import missing_shards, render_command, stored_config
 
-        config = stored_config(directory)
-        pipeline.check_output(directory, config)
-        sweep_stale_temporaries(directory)
-        missing = missing_shards(config, directory)
-        if missing:
-            planned = len(plan_shards(config))
-            click.echo(f"{len(missing)} of {planned} shards are missing or incomplete:")
-            for shard in missing:
-                state = "incomplete" if shard.path(directory).exists() else "missing"
-                click.echo(f"  {shard.name} ({state}, scenes {shard.first_scene}..{shard.first_scene + shard.scene_count - 1})")
-            click.echo("render them with:")
-            for shard in missing:
-                click.echo(f"  {render_command(config, directory, shard)}")
-            raise ValueError(f"{directory} is not complete ({len(missing)} shard(s) missing); dataset.json not written")
-        manifest = pipeline.finish_dataset(config, directory, pipeline.blender_from_shards(config, directory))
+    config = stored_config(directory)
+    pipeline.check_output(directory, config)
+    sweep_stale_temporaries(directory)
+    missing = missing_shards(config, directory)
+    if missing:
+        planned = len(plan_shards(config))
+        click.echo(f"{len(missing)} of {planned} shards are missing or incomplete:")
+        for shard in missing:
+            state = "incomplete" if shard.path(directory).exists() else "missing"
+            click.echo(f"  {shard.name} ({state}, scenes {shard.first_scene}..{shard.first_scene + shard.scene_count - 1})")
+        click.echo("render them with:")
+        for shard in missing:
+            click.echo(f"  {render_command(config, directory, shard)}")
+        raise ValueError(f"{directory} is not complete ({len(missing)} shard(s) missing); dataset.json not written")
+    manifest = pipeline.finish_dataset(config, directory, pipeline.blender_from_shards(config, directory))
     click.echo(f"dataset complete: {manifest}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 log = logging.getLogger("clevr_remv")
 
@@ -80,26 +80,25 @@ def command(lib: Path | None, requests: tuple[str, ...], ptxas: Path | None, ver
     here (a login node, a CPU job) and shipping this Blender to the farm removes that step.
     """
     setup_logging(verbose)
-    with user_errors():
-        from clevr_remv.gpu_kernels import cycles_lib_of_installed_bpy, nvidia_compute_capabilities
-        from clevr_remv.kernel_build import build_cubin, check_can_build, find_ptxas, ptxas_release
+    from clevr_remv.gpu_kernels import cycles_lib_of_installed_bpy, nvidia_compute_capabilities
+    from clevr_remv.kernel_build import build_cubin, check_can_build, find_ptxas, ptxas_release
 
-        lib = lib or cycles_lib_of_installed_bpy()
-        gpus = nvidia_compute_capabilities()
-        wanted = _capabilities_to_build(requests, lib, gpus)
-        if requests and not wanted:
-            click.echo("every NVIDIA GPU here has a prebuilt kernel: nothing to build")
-        if wanted:
-            tool = find_ptxas(ptxas)
-            for capability in wanted:  # every reason to fail, before minutes of compiling
-                check_can_build(lib, capability)
-            release = ptxas_release(tool)
-            at_once = min(len(wanted), os.cpu_count() or 1)
-            log.info("building %s with %s (CUDA %s: the farm's driver must support CUDA %s or newer) into %s: "
-                     "about 13 min of one CPU core and 3 GB of memory each, %d at a time",
-                     ", ".join(f"sm_{c}" for c in wanted), tool, release, release.split(".")[0] + ".0", lib, at_once)
-            with ThreadPoolExecutor(max_workers=at_once) as pool:
-                for built in pool.map(lambda c: build_cubin(lib, c, tool), wanted):
-                    log.info("built %s", built.describe())
-        for line in _report(lib, gpus):
-            click.echo(line)
+    lib = lib or cycles_lib_of_installed_bpy()
+    gpus = nvidia_compute_capabilities()
+    wanted = _capabilities_to_build(requests, lib, gpus)
+    if requests and not wanted:
+        click.echo("every NVIDIA GPU here has a prebuilt kernel: nothing to build")
+    if wanted:
+        tool = find_ptxas(ptxas)
+        for capability in wanted:  # every reason to fail, before minutes of compiling
+            check_can_build(lib, capability)
+        release = ptxas_release(tool)
+        at_once = min(len(wanted), os.cpu_count() or 1)
+        log.info("building %s with %s (CUDA %s: the farm's driver must support CUDA %s or newer) into %s: "
+                 "about 13 min of one CPU core and 3 GB of memory each, %d at a time",
+                 ", ".join(f"sm_{c}" for c in wanted), tool, release, release.split(".")[0] + ".0", lib, at_once)
+        with ThreadPoolExecutor(max_workers=at_once) as pool:
+            for built in pool.map(lambda c: build_cubin(lib, c, tool), wanted):
+                log.info("built %s", built.describe())
+    for line in _report(lib, gpus):
+        click.echo(line)

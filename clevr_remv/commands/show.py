@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 log = logging.getLogger("clevr_remv")
 
@@ -30,24 +30,23 @@ def command(directory: Path, split: str, index: int, out: Path | None, html: Pat
             verbose: bool) -> None:
     """Draw scene I of split S of the dataset in DIRECTORY as a picture (--out) and/or a viewer (--html)."""
     setup_logging(verbose)
-    with user_errors():
-        if out is None and html is None:
-            raise ValueError("nothing to write: give --out FILE.png and/or --html FILE.html")
-        for target in (out, html):
-            if target is not None and not target.resolve().parent.is_dir():
-                raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
-        from clevr_remv.show.data import load_scene
+    if out is None and html is None:
+        raise ValueError("nothing to write: give --out FILE.png and/or --html FILE.html")
+    for target in (out, html):
+        if target is not None and not target.resolve().parent.is_dir():
+            raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
+    from clevr_remv.show.data import load_scene
 
-        start = time.perf_counter()
-        data = load_scene(directory, split, index)
-        log.debug("read %d views of %s scene %d in %.2f s", len(data.images), split, index, time.perf_counter() - start)
-        if out is not None:
-            from clevr_remv.show.figure import save_figure, scene_figure
+    start = time.perf_counter()
+    data = load_scene(directory, split, index)
+    log.debug("read %d views of %s scene %d in %.2f s", len(data.images), split, index, time.perf_counter() - start)
+    if out is not None:
+        from clevr_remv.show.figure import save_figure, scene_figure
 
-            save_figure(scene_figure(data), out)
-            click.echo(f"wrote {out}")
-        if html is not None:
-            from clevr_remv.show.viewer import save_viewer
+        save_figure(scene_figure(data), out)
+        click.echo(f"wrote {out}")
+    if html is not None:
+        from clevr_remv.show.viewer import save_viewer
 
-            size = save_viewer(data, html, image_format=image_format)
-            click.echo(f"wrote {html} ({size / 1e6:.1f} MB)")
+        size = save_viewer(data, html, image_format=image_format)
+        click.echo(f"wrote {html} ({size / 1e6:.1f} MB)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.cli import setup_logging, user_errors
+from clevr_remv.contract import setup_logging
 
 log = logging.getLogger("clevr_remv")
 
@@ -45,20 +45,19 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
     from clevr_remv.stats.report import build_report, markdown_tables
     from clevr_remv.store.atomic import atomic_path, write_json_atomic
 
-    with user_errors():
-        manifest, shards = dataset_shards(dataset, _split_list(splits))
-        lexicon = resolve_templates(templates).lexicon
-        total = sum(len(paths) for paths in shards.values())
-        log.info("%s: %d shard(s) of %s", dataset, total, ", ".join(shards))
-        with logging_redirect_tqdm(), tqdm(total=total, unit="shard", disable=no_progress, dynamic_ncols=True) as bar:
-            counts = collect(shards, lexicon, on_shard=lambda _path: bar.update(1))
-        report = build_report(str(dataset), manifest, counts)
-        table = markdown_tables(report)
-        figdir.mkdir(parents=True, exist_ok=True)
-        figures = [] if no_figures else write_figures(report, figdir)
-        write_json_atomic(figdir / "stats.json", {**report, "table": table,
-                                                  "figures": [p.name for p in figures]})
-        with atomic_path(figdir / "table.md") as tmp:
-            tmp.write_text(table, encoding="utf-8")
+    manifest, shards = dataset_shards(dataset, _split_list(splits))
+    lexicon = resolve_templates(templates).lexicon
+    total = sum(len(paths) for paths in shards.values())
+    log.info("%s: %d shard(s) of %s", dataset, total, ", ".join(shards))
+    with logging_redirect_tqdm(), tqdm(total=total, unit="shard", disable=no_progress, dynamic_ncols=True) as bar:
+        counts = collect(shards, lexicon, on_shard=lambda _path: bar.update(1))
+    report = build_report(str(dataset), manifest, counts)
+    table = markdown_tables(report)
+    figdir.mkdir(parents=True, exist_ok=True)
+    figures = [] if no_figures else write_figures(report, figdir)
+    write_json_atomic(figdir / "stats.json", {**report, "table": table,
+                                              "figures": [p.name for p in figures]})
+    with atomic_path(figdir / "table.md") as tmp:
+        tmp.write_text(table, encoding="utf-8")
     log.info("wrote stats.json, table.md and %d figure files into %s", len(figures), figdir)
     click.echo(table, nl=False)

@@ -81,8 +81,6 @@ def _scene_row(shard: ShardReader, index: int) -> int | None:
 def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
     """Read scene `index` (the scene JSON's `index`) of `split` from the dataset in `root`."""
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a directory")
     dataset = DatasetReader(root)
     dataset.require_split(split)
     count = int(dataset.manifest["splits"][split].get("scenes", 0))

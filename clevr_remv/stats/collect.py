@@ -25,7 +25,7 @@ import numpy as np
 
 from clevr_remv.expressions.stats import _relation, words
 from clevr_remv.expressions.templates import Lexicon
-from clevr_remv.store.manifest import manifest_path, read_manifest
+from clevr_remv.store.manifest import require_manifest
 from clevr_remv.store.reader import require_split
 from clevr_remv.vocabulary import ATTRIBUTES
 
@@ -150,14 +150,10 @@ def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
 def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, list[Path]]]:
     """The manifest of `root` and the shard files of each chosen split (all splits by default).
 
-    Raises FileNotFoundError when `root` holds no dataset.json, ValueError for an unknown split.
+    Raises NotADataset when `root` holds no dataset.json, ValueError for an unknown split.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    manifest = read_manifest(root)
-    if manifest is None:
-        raise FileNotFoundError(f"{root} is not a clevr-remv dataset: {manifest_path(root).name} not found")
+    manifest = require_manifest(root)
     chosen = list(splits) if splits else list(manifest.get("splits", {}))
     for split in chosen:
         require_split(manifest, root, split)

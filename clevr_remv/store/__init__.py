@@ -1,7 +1,7 @@
 """HDF5 storage: atomic shard writes, the manifest, and the reading API (DESIGN.md "Output layout")."""
 
 from clevr_remv.store.atomic import atomic_path, sweep_stale_temporaries, write_json_atomic
-from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, require_manifest, write_manifest
 from clevr_remv.store.reader import DatasetReader, ShardReader
 from clevr_remv.store.split_files import split_file_path, write_split_files
 from clevr_remv.store.shard import (
@@ -22,6 +22,7 @@ __all__ = [
     "atomic_path",
     "read_manifest",
     "read_shard_attrs",
+    "require_manifest",
     "replace_refs",
     "shard_is_complete",
     "split_file_path",

@@ -9,28 +9,37 @@ one complete shard is enough to know the whole plan.
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 from pathlib import Path
 
 from clevr_remv.config import RenderConfig, from_dict, render_arguments
+from clevr_remv.contract import NotADataset
 from clevr_remv.shards import ShardSpec, plan_shards
-from clevr_remv.store.manifest import read_manifest
+from clevr_remv.store.manifest import NOTHING_RENDERED, read_manifest, require_directory
 from clevr_remv.store.shard import read_shard_attrs, shard_is_complete
+
+log = logging.getLogger(__name__)
 
 
 def stored_config(root: Path) -> RenderConfig:
     """The configuration of the dataset in `root`: from dataset.json, else from any complete shard.
 
-    Raises FileNotFoundError (one line) when `root` holds neither.
+    Raises NotADataset when `root` holds neither.
     """
     root = Path(root)
-    manifest = read_manifest(root) if root.is_dir() else None
+    require_directory(root)
+    try:
+        manifest = read_manifest(root)
+    except ValueError as damaged:  # finalize rewrites it: the shards still know the configuration
+        log.warning("%s; reading the configuration from the shards instead", damaged)
+        manifest = None
     if manifest is not None and "config" in manifest:
         return from_dict(manifest["config"])
     for path in sorted(root.glob("*/shard-*.h5")):
         if shard_is_complete(path):
             return from_dict(json.loads(read_shard_attrs(path)["config"]))
-    raise FileNotFoundError(f"{root} holds no complete shard and no dataset.json: nothing to work on")
+    raise NotADataset(root, NOTHING_RENDERED)
 
 
 def missing_shards(config: RenderConfig, root: Path) -> list[ShardSpec]:

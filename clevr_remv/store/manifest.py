@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from clevr_remv.contract import NotADataset
 from clevr_remv.store.atomic import write_json_atomic
 
 MANIFEST_NAME = "dataset.json"
+NOTHING_RENDERED = f"no {MANIFEST_NAME} and no complete shard (render into it first)"
 
 
 def manifest_path(root: Path) -> Path:
@@ -42,6 +44,28 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
     _validate(manifest, path)
+    return manifest
+
+
+def require_directory(root: Path) -> None:
+    """`NotADataset` unless `root` is an existing directory."""
+    if not root.is_dir():
+        raise NotADataset(root, "not a directory" if root.exists() else "no such directory")
+
+
+def require_manifest(root: Path | str) -> dict[str, Any]:
+    """The manifest of the finished dataset in `root`, or `NotADataset` saying what is missing.
+
+    Every command that reads a dataset starts here, so a wrong path reads the same everywhere.
+    """
+    root = Path(root)
+    require_directory(root)
+    manifest = read_manifest(root)
+    if manifest is None:
+        if any(root.glob("*/shard-*.h5")):
+            raise NotADataset(root, f"no {MANIFEST_NAME} yet (the render is unfinished: `clevr-remv finalize "
+                                    f"{root}` writes it once every shard is there)")
+        raise NotADataset(root, NOTHING_RENDERED)
     return manifest
 
 

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from clevr_remv.scene import Scene
-from clevr_remv.store.manifest import manifest_path, read_manifest
+from clevr_remv.store.manifest import manifest_path, require_manifest
 from clevr_remv.store.shard import attrs_dict
 
 
@@ -115,10 +115,7 @@ class DatasetReader:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        manifest = read_manifest(self.root)
-        if manifest is None:
-            raise FileNotFoundError(f"{manifest_path(self.root)} not found (is the run finished?)")
-        self.manifest: dict[str, Any] = manifest
+        self.manifest: dict[str, Any] = require_manifest(self.root)
 
     @property
     def splits(self) -> list[str]:

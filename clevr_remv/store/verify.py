@@ -27,7 +27,7 @@ from clevr_remv.config import RenderConfig, from_dict
 from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
 from clevr_remv.store.completion import stored_config
-from clevr_remv.store.manifest import MANIFEST_NAME, manifest_path, read_manifest
+from clevr_remv.store.manifest import MANIFEST_NAME, manifest_path, read_manifest, require_directory
 from clevr_remv.store.shard import (
     PIXEL_DATASETS,
     SCHEMA_VERSION,
@@ -235,6 +235,7 @@ def verify_shard(path: Path, spec: ShardSpec, config: RenderConfig,
 
 
 def _plan_and_manifest(root: Path, report: VerifyReport) -> tuple[RenderConfig, dict | None]:
+    require_directory(root)
     try:
         manifest = read_manifest(root)
     except ValueError as error:

@@ -1,0 +1,189 @@
+"""The contract every entry point keeps with the person (or the scheduler) that runs it.
+
+Exit status, the same from every `clevr-remv` command, `python -m clevr_remv...` module and
+`examples/` script:
+
+    0    done
+    1    error: bad input, bad or damaged data, a shard that failed (one line, never a traceback)
+    2    usage error: an unknown option, a bad value, options that exclude each other
+    130  stopped by SIGINT (Ctrl-C)
+    143  stopped by SIGTERM (a scheduler's pre-kill warning)
+
+A farm script branches on these codes (retry on 143, give up on 1), so they must not depend on
+which command ran. Everything here is plain Python and click; commands import it, it imports
+no command, no store and no renderer, so the arrows run one way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 128 + signal.SIGINT   # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+
+VERIFY_HINT = "run `clevr-remv verify {root}` to find every bad file (`--quarantine` sets them aside for re-rendering)"
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException like KeyboardInterrupt, so that it unwinds through every
+    `atomic_path` (removing temporaries) and no `except Exception` mistakes it for a failure."""
+
+
+class NotADataset(FileNotFoundError):
+    """A path given as a dataset is none; the message names what is missing. Every command that
+    takes a dataset raises this one, so one mistake reads the same from all of them."""
+
+    def __init__(self, path: Path | str, missing: str) -> None:
+        super().__init__(f"{path} is not a clevr-remv dataset: {missing}")
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DamagedShard(OSError):
+    """A shard (or split file) that is missing, truncated or fails its checksums while being read.
+
+    HDF5 says only "filter returned failure during read"; this names the file and the command
+    that finds every other bad one.
+    """
+
+    def __init__(self, path: Path | str, detail: str, root: Path | str | None = None) -> None:
+        path = Path(path)
+        root = Path(root) if root is not None else _dataset_root_of(path)
+        super().__init__(f"{path} is damaged or missing ({detail}): {VERIFY_HINT.format(root=root)}")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _dataset_root_of(path: Path) -> Path:
+    """`out` for `out/train/shard-00000.h5` and for `out/train.h5`."""
+    return path.parent.parent if path.parent.name in ("train", "val", "test") else path.parent
+
+
+def describe_read_error(error: BaseException) -> str:
+    """HDF5's message without its multi-line stack: what failed, in a few words."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.rstrip(".")
+
+
+class UserError(Exception):
+    """Base of this package's own errors that a user can act on (no GPU, a layout that cannot be
+    drawn) and that are neither a ValueError nor an OSError."""
+
+
+# The exceptions that mean "the input or the environment is wrong", not "the program is wrong".
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` in the main thread instead of killing the process
+    outright, so temporaries are removed on the way out (a render's own handler takes over while
+    it runs)."""
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def exit_code_of(error: BaseException, prog: str = "clevr-remv") -> int:
+    """Report `error` in one line on stderr and return its exit status; re-raise what is a bug."""
+    if isinstance(error, click.UsageError):
+        hint = ""
+        if error.ctx is not None:
+            hint = f" (see '{error.ctx.command_path} --help')"
+        _say(f"Error: {error.format_message()}{hint}")
+        return EXIT_USAGE
+    if isinstance(error, click.exceptions.Exit):
+        return error.exit_code
+    if isinstance(error, click.ClickException):
+        error.show()
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt) or (isinstance(error, click.Abort)
+                                                 and isinstance(error.__cause__, KeyboardInterrupt)):
+        _say(f"{prog}: stopped by SIGINT; files being written were removed, nothing complete was changed")
+        return EXIT_SIGINT
+    if isinstance(error, Terminated):
+        _say(f"{prog}: stopped by SIGTERM; files being written were removed, nothing complete was changed")
+        return EXIT_SIGTERM
+    if isinstance(error, click.Abort):  # EOF at a prompt
+        _say(f"{prog}: aborted")
+        return EXIT_ERROR
+    if isinstance(error, USER_ERRORS):
+        logging.getLogger("clevr_remv").debug("error details", exc_info=error)
+        _say(f"Error: {error}")
+        return EXIT_ERROR
+    raise error
+
+
+def guarded(call: Callable[[], Any], prog: str = "clevr-remv") -> int:
+    """Run `call` under the contract and return the exit status (0 when it returns)."""
+    try:
+        with sigterm_raises():
+            result = call()
+    except BaseException as error:  # noqa: BLE001 - exit_code_of re-raises what is not ours
+        if isinstance(error, SystemExit):
+            raise
+        return exit_code_of(error, prog)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+class ContractGroup(click.Group):
+    """A click group whose commands all keep the contract above: usage errors in one line with
+    exit 2, user errors in one line with exit 1, 130/143 on SIGINT/SIGTERM, no 'Aborted!'."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # With standalone_mode=False click returns what the command returned (None for ours)
+        # or an Exit's code, and raises everything else for `guarded` to report.
+        code = guarded(lambda: super(ContractGroup, self).main(args, prog_name, complete_var,
+                                                               standalone_mode=False, **extra),
+                       prog=prog_name or "clevr-remv")
+        sys.exit(code)
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """argparse for `python -m ...` modules and examples: a usage error is one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        sys.exit(EXIT_USAGE)
+
+
+def run_script(main: Callable[[], Any], prog: str | None = None) -> NoReturn:
+    """`if __name__ == "__main__": run_script(main)`: the command contract for a plain script."""
+    sys.exit(guarded(main, prog=prog or Path(sys.argv[0]).name))
+
+
+def setup_logging(verbose: bool) -> None:
+    """`clevr-remv: ...` lines on stderr; -v adds the decisions' details (and errors' tracebacks)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="clevr-remv: %(message)s")
