@@ -1,0 +1,198 @@
+"""The one command-line contract (clevr_remv/contract.py), checked for every command alike:
+exit 0 / 1 error / 2 usage / 130 SIGINT / 143 SIGTERM, one line, no traceback, no 'Aborted!',
+one 'not a dataset' message, and a package whose imports run one way."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from clevr_remv.cli import main
+
+PACKAGE = Path(__file__).resolve().parents[1] / "clevr_remv"
+
+# Every command that takes a dataset, with the arguments that make it start on DIR.
+DATASET_COMMANDS = {
+    "show": ["show", "{dir}", "--out", "{tmp}/scene.png"],
+    "evaluate": ["evaluate", "{dir}", "--baseline", "oracle"],
+    "stats": ["stats", "{dir}", "--out", "{tmp}/figures"],
+    "export refcoco": ["export", "refcoco", "{dir}", "--out", "{tmp}/refcoco"],
+    "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
+    "expressions": ["expressions", "{dir}"],
+    "verify": ["verify", "{dir}"],
+    "finalize": ["finalize", "{dir}"],
+}
+
+
+def leaf_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += leaf_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), prog_name="clevr-remv")
+
+
+def filled(args: list[str], directory: Path, tmp: Path) -> list[str]:
+    return [a.format(dir=directory, tmp=tmp) for a in args]
+
+
+def test_every_dataset_command_is_listed_here() -> None:
+    """A new command must join the contract tests (gpu-kernels and render take no dataset)."""
+    assert {" ".join(c) for c in leaf_commands()} - {"render", "gpu-kernels"} == set(DATASET_COMMANDS)
+
+
+@pytest.mark.parametrize("command", leaf_commands(), ids=" ".join)
+def test_an_unknown_option_is_one_line_and_exit_2(command: tuple[str, ...]) -> None:
+    result = invoke(*command, "--no-such-option")
+    assert result.exit_code == 2, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: No such option") and "--no-such-option" in line
+    assert line.endswith(f"(see 'clevr-remv {' '.join(command)} --help')")
+
+
+def test_a_bad_choice_is_exit_2_as_documented() -> None:
+    result = invoke("render", "--quality", "fast", "--out", "x")
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == 1 and "'fast' is not one of" in result.output
+
+
+def test_an_unknown_command_is_exit_2() -> None:
+    result = invoke("nosuch")
+    assert result.exit_code == 2 and result.output.splitlines() == [
+        "Error: No such command 'nosuch'. (see 'clevr-remv --help')"]
+
+
+@pytest.mark.parametrize("where, missing", [
+    ("absent", "no such directory"),
+    ("file", "not a directory"),
+    ("empty", "no dataset.json and no complete shard (render into it first)"),
+])
+@pytest.mark.parametrize("name", sorted(DATASET_COMMANDS))
+def test_not_a_dataset_reads_the_same_from_every_command(tmp_path: Path, name: str, where: str,
+                                                         missing: str) -> None:
+    directory = tmp_path / "nope"
+    if where == "file":
+        directory.write_text("not a dataset")
+    elif where == "empty":
+        directory.mkdir()
+    result = invoke(*filled(DATASET_COMMANDS[name], directory, tmp_path))
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [f"Error: {directory} is not a clevr-remv dataset: {missing}"]
+
+
+def test_unfinished_render_says_to_finalize(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "shard-00000.h5").write_bytes(b"")
+    result = invoke("show", str(tmp_path), "--out", str(tmp_path / "x.png"))
+    assert result.exit_code == 1
+    assert "no dataset.json yet" in result.output and f"clevr-remv finalize {tmp_path}" in result.output
+
+
+def _wait_until_reading(fifo: Path, process: subprocess.Popen, timeout: float = 60.0) -> int:
+    """Open the FIFO's writing end once the command blocks opening it for reading (then it blocks
+    in read(): at work, with its imports and signal handlers in place)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody is reading yet
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("the command never opened dataset.json")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("name", sorted(DATASET_COMMANDS))
+def test_a_stop_signal_exits_128_plus_its_number_in_one_line(tmp_path: Path, name: str, sig: int,
+                                                             code: int) -> None:
+    """A command stopped while it reads (its dataset.json is a FIFO nobody writes) exits 130 or 143
+    with one line: no 'Aborted!', no traceback, as `render` does."""
+    directory = tmp_path / "ds"
+    directory.mkdir()
+    fifo = directory / "dataset.json"
+    os.mkfifo(fifo)
+    args = filled(DATASET_COMMANDS[name], directory, tmp_path)
+    process = subprocess.Popen([sys.executable, "-c", "from clevr_remv.cli import main; main()", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = _wait_until_reading(fifo, process)
+    try:
+        time.sleep(0.2)
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert process.returncode == code, err
+    assert "Traceback" not in err and "Aborted!" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"clevr-remv: stopped by {signal.Signals(sig).name}; files being written were removed, "
+                     "nothing complete was changed"]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every clevr_remv module `path` imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("clevr_remv"):
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("clevr_remv"))
+    return names
+
+
+def _module_graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    # cli.py registers every module under commands/ by name (importlib), an import all the same.
+    graph["clevr_remv.cli"] |= {m for m in modules if m.startswith("clevr_remv.commands.")}
+    return graph
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """Arrows run one way: no cycle of any length between the package's modules (lazy imports
+    inside functions count; package __init__ re-exports are followed like any module)."""
+    graph = _module_graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    # A package's __init__ importing its own submodules is not a cycle between files that matter.
+    real = [c for c in cycles if not any(b.startswith(a + ".") for a, b in zip(c, c[1:]))]
+    assert real == []
+
+
+def test_the_contract_module_imports_no_command_store_or_renderer() -> None:
+    assert _imports(PACKAGE / "contract.py") == set()
+    for path in (PACKAGE / "commands").glob("*.py"):
+        assert "clevr_remv.cli" not in _imports(path), path
