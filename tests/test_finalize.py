@@ -131,3 +131,15 @@ def test_render_arguments_give_back_the_config(config: RenderConfig, tmp_path: P
 def test_settings_without_an_option_are_refused(config: RenderConfig) -> None:
     with pytest.raises(ValueError):
         render_arguments(config)
+
+
+@pytest.mark.parametrize("damage", ["{not json", '["a list"]', '{"splits": {"train": {"shards": 3}}}'])
+def test_finalize_rebuilds_a_corrupt_manifest(single_run: Path, tmp_path: Path, damage: str) -> None:
+    """A dataset.json cut short or overwritten is rebuilt from the shards, as an absent one is."""
+    out = tmp_path / "out"
+    shutil.copytree(single_run, out)
+    (out / "dataset.json").write_text(damage)
+    result = run_cli("finalize", str(out))
+    assert result.exit_code == 0, result.output
+    assert read_manifest(out) == read_manifest(single_run)
+    assert run_cli("verify", str(out), "--no-progress").exit_code == 0
