@@ -8,16 +8,17 @@ and saves the centre view with the first referent highlighted to `example.png`.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from PIL import Image
 
+from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.store import DatasetReader
 
 
-def main(root: str) -> None:
-    dataset = DatasetReader(root)
+def main() -> None:
+    parser = ScriptParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="a rendered dataset (the folder with dataset.json)")
+    dataset = DatasetReader(parser.parse_args().root)
     print("splits:", {s: dataset.manifest["splits"][s]["scenes"] for s in dataset.splits})
     for shard, row in dataset.iter_scenes("train"):  # the shard stays open inside the loop
         show_scene(shard, row)
@@ -44,4 +45,4 @@ def show_scene(shard, row: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "out")
+    run_script(main)

@@ -11,19 +11,18 @@ model; the text side (tokenising `batch["sentence"]`) belongs to the model.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import numpy as np
 
 from clevr_remv import RefDataset
+from clevr_remv.contract import ScriptParser, UserError, run_script
 
 try:
     import torch
     from torch.utils.data import DataLoader
-except ImportError:
-    sys.exit("this example needs PyTorch: pip install torch  (CPU-only wheels are enough)")
+except ImportError:  # said after the arguments and the dataset are checked
+    torch = None
 
 
 def to_tensors(sample: dict) -> dict:
@@ -37,7 +36,7 @@ def to_tensors(sample: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="a rendered dataset (the folder with dataset.json)")
     parser.add_argument("--split", default="train")
     parser.add_argument("--views", default="center", help="center, corners, all or indices like 0,4,8")
@@ -47,7 +46,11 @@ def main() -> None:
                         help="worker start method (default: the platform's)")
     args = parser.parse_args()
 
+    if args.batch_size < 1 or args.workers < 0:
+        parser.error("--batch-size must be at least 1 and --workers at least 0")
     dataset = RefDataset(args.root, args.split, views=args.views, transform=to_tensors)
+    if torch is None:
+        raise UserError("this example needs PyTorch: pip install torch  (CPU-only wheels are enough)")
     print(dataset)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                         multiprocessing_context=args.start_method if args.workers else None,
@@ -66,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -142,7 +142,9 @@ def test_the_reading_example_runs_on_a_rendered_dataset(tiny_dataset: Path, tmp_
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["read_dataset.py", str(tiny_dataset)])
-    runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/read_dataset.py"), run_name="__main__")
+    with pytest.raises(SystemExit) as stopped:  # run_script exits with the contract's status
+        runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/read_dataset.py"), run_name="__main__")
+    assert stopped.value.code == 0
     saved = (tmp_path / "example.png")
     assert saved.exists() and saved.stat().st_size > 0
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from clevr_remv.config import RenderConfig
+from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.expressions import resolve_templates
 from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json
 from clevr_remv.expressions.select import ExpressionResult, generate_pairs
@@ -113,9 +114,22 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PROG = "python -m clevr_remv.expressions.stats"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layouts", type=int, default=300, help="layouts to draw (default 300)")
+    parser = ScriptParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", type=_positive, default=300, help="layouts to draw (default 300)")
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--templates", default=None, help="template folder (default: the repository's)")
@@ -126,4 +140,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main, prog=PROG)

@@ -7,17 +7,18 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
+import sys
 from pathlib import Path
 
 from clevr_remv import pipeline
-from clevr_remv.config import RenderConfig
+from clevr_remv.config import RenderConfig, validate
+from clevr_remv.contract import EXIT_ERROR, EXIT_OK, ScriptParser, run_script
 from clevr_remv.runners.ray_runner import RayExecutor
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> int:
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://head:10001); none: local")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scenes", type=int, default=10_000)
@@ -26,11 +27,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="clevr-remv: %(message)s")
 
     config = RenderConfig(scenes=args.scenes)
+    validate(config)  # a bad value in one line, before Ray starts
     result = pipeline.run(config, args.out, executor=RayExecutor(args.address, args.workers_per_gpu))
     for name, error in result.failed.items():
-        print(f"failed: {name}: {error}")
+        print(f"failed: {name}: {error}", file=sys.stderr)
     print(f"dataset complete: {result.manifest}" if result.manifest else "incomplete: run the same command again")
+    return EXIT_ERROR if result.failed or not result.manifest else EXIT_OK
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
