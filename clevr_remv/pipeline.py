@@ -171,11 +171,20 @@ def check_output(out: Path, config: RenderConfig) -> None:
 
 
 def _compare(ours: dict, theirs: dict, where: Path) -> None:
-    theirs = {k: v for k, v in theirs.items() if k != "device"}
+    """OutputConflict naming every setting that differs (`quality.samples=2 (now 3)`, ...)."""
+    ours, theirs = _flat(ours), _flat({k: v for k, v in theirs.items() if k != "device"})
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differing:
-        details = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differing[:3])
+        details = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differing)
         raise OutputConflict(f"{where} was made with other settings: {details}; use a new --out")
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    """{"quality": {"samples": 2}} -> {"quality.samples": 2}: nested settings compared one by one."""
+    flat = {}
+    for key, value in settings.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
 
 
 @dataclass

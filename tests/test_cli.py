@@ -68,6 +68,26 @@ def test_out_with_a_different_dataset_is_refused_and_left_untouched(tiny_dataset
     assert fingerprint(tiny_dataset) == before
 
 
+def test_a_settings_conflict_names_every_difference(tiny_dataset: Path) -> None:
+    """Not only the first three: the fourth and fifth (here width and height) were hidden."""
+    args = list(TINY_ARGS)
+    for option, value in {"--seed": "12", "--samples": "3", "--rig": "5", "--width": "80", "--height": "40"}.items():
+        args[args.index(option) + 1] = value
+    result = invoke("render", *args, "--out", str(tiny_dataset))
+    assert_one_line_error(result, "made with other settings")
+    for difference in ("seed=11 (now 12)", "quality.samples=2 (now 3)", "grid=3 (now 5)", "width=64 (now 80)",
+                       "height=48 (now 40)"):
+        assert difference in result.output, result.output
+    assert "quality={" not in result.output  # nested settings one by one, not whole dicts
+
+
+def test_version_is_the_generator_version_datasets_record(tiny_dataset: Path) -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((tiny_dataset / "dataset.json").read_text())["generator_version"]
+    assert result.output.strip() == f"clevr-remv, version {recorded}"
+
+
 def test_rerun_skips_complete_shards_and_redoes_missing_ones(tiny_dataset: Path, tmp_path: Path) -> None:
     before = fingerprint(tiny_dataset)
     result = invoke("render", *TINY_ARGS, "--out", str(tiny_dataset))
