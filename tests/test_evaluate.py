@@ -103,6 +103,23 @@ def test_writer_in_batches_equals_one_call(tiny_dataset, tmp_path):
             assert np.array_equal(a[name][()], b[name][()])
 
 
+def test_a_predictions_file_is_about_the_size_of_its_compressed_masks(tmp_path):
+    """Ids and views cost bytes, not the 1 MB of two uncompressed 65,536-element int64 chunks."""
+    import zlib
+
+    yy, xx = np.mgrid[:80, :120]
+    masks = np.stack([(yy - 40) ** 2 + (xx - 3 * k) ** 2 < (5 + k) ** 2 for k in range(40)])
+    path = write_predictions(tmp_path / "pred.h5", np.arange(40) // 5 * 1000, np.arange(40) % 9, masks)
+    compressed = sum(len(zlib.compress(m.astype(np.uint8).tobytes(), 1)) for m in masks)
+    assert path.stat().st_size < compressed + 8_000, (path.stat().st_size, compressed)
+
+
+def test_a_view_that_is_no_view_index_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="views must be view indices, got 4294967296"):
+        write_predictions(tmp_path / "pred.h5", [1], [1 << 32], np.zeros((1, 4, 4), bool))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="one entry per prediction"):
         write_predictions(tmp_path / "pred.h5", [1, 2], [4], np.zeros((2, 4, 4), bool))
