@@ -160,6 +160,36 @@ def _ptx_file(lib: Path, ptx: int) -> Path:
     raise KernelBuildError(f"kernel_compute_{ptx}.ptx is missing from {lib}")
 
 
+# The compute capabilities of real NVIDIA GPUs (x10), from Kepler to Blackwell: the list used when
+# a ptxas does not say which it builds. 7.7 or 9.5 name no GPU; ptxas would reject them only after
+# reading Blender's 100 MB PTX.
+KNOWN_ARCHITECTURES = frozenset({30, 32, 35, 37, 50, 52, 53, 60, 61, 62, 70, 72, 75, 80, 86, 87, 88, 89, 90,
+                                 100, 101, 103, 110, 120, 121})
+
+
+def ptxas_targets(ptxas: Path) -> frozenset[int] | None:
+    """The GPUs `ptxas` builds for: the `sm_XY` values its `--help` allows for --gpu-name (CUDA 12.9:
+    sm_50 ... sm_121; 13.0 drops sm_50 to sm_72); None where the help does not list them."""
+    try:
+        done = subprocess.run([str(ptxas), "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset(int(m) for m in re.findall(r"'sm_(\d+)'", done.stdout)) or None
+
+
+def check_ptxas_builds(ptxas: Path, capability: int) -> None:
+    """KernelBuildError, before any compiling, unless `capability` is a GPU this `ptxas` builds for."""
+    builds = ptxas_targets(ptxas) or KNOWN_ARCHITECTURES
+    if capability in builds:
+        return
+    listed = ", ".join(f"sm_{c}" for c in sorted(builds))
+    if capability not in KNOWN_ARCHITECTURES | builds:
+        raise KernelBuildError(f"compute {format_capability(capability)} (sm_{capability}) is not an NVIDIA GPU "
+                               f"architecture; {ptxas} builds {listed}")
+    other = f"an older CUDA's ({PTXAS_WHEEL}, the cuda extra's)" if capability < min(builds) else "a newer CUDA's"
+    raise KernelBuildError(f"{ptxas} cannot build sm_{capability}: it builds {listed}; {other} ptxas can (--ptxas)")
+
+
 def check_can_build(lib: Path, capability: int) -> int:
     """The PTX the kernel for `capability` is built from; fails before any compiling where the
     build could not end in a usable file."""

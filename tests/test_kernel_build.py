@@ -24,6 +24,7 @@ from clevr_remv.gpu_kernels import (
     shipped_kernels,
 )
 from clevr_remv.kernel_build import (
+    KNOWN_ARCHITECTURES,
     KernelBuildError,
     build_cubin,
     cubin_capability,
@@ -31,6 +32,7 @@ from clevr_remv.kernel_build import (
     find_ptxas,
     ptx_entries,
     ptxas_release,
+    ptxas_targets,
 )
 
 PROBE_PTX = b"""
@@ -181,6 +183,7 @@ def test_the_command_fails_in_one_line(lib: Path, monkeypatch) -> None:
     cases = {("--build", "detected"): "nvidia-smi lists no NVIDIA GPU here",
              ("--build", "7.2"): "older than every PTX",
              ("--build", "nine"): "not a compute capability",
+             ("--build", "7.7"): "compute 7.7 (sm_77) is not an NVIDIA GPU architecture",
              ("--build", "9.0", "--ptxas", "/nonexistent/ptxas"): "no executable file"}
     for args, message in cases.items():
         result = _cli("--lib", str(lib), *args)
@@ -189,3 +192,27 @@ def test_the_command_fails_in_one_line(lib: Path, monkeypatch) -> None:
     assert not list(lib.glob("kernel_sm_9*"))
     report = _cli("--lib", str(lib))
     assert report.exit_code == 0 and "no NVIDIA GPU on this machine" in report.output
+
+
+@pytest.mark.parametrize("ptxas", _every_ptxas(), ids=lambda p: "wheel" if "cuda_nvcc" in str(p) else "toolkit")
+def test_ptxas_says_which_gpus_it_builds_for(ptxas: Path) -> None:
+    targets = ptxas_targets(ptxas)
+    assert targets and {80, 86, 89, 90} <= targets and 77 not in targets
+    assert targets <= KNOWN_ARCHITECTURES, sorted(targets - KNOWN_ARCHITECTURES)  # the fallback list is current
+
+
+@pytest.mark.parametrize("allowed, build, message", [
+    ("'sm_80','sm_86','sm_90a'", "9.0", "cannot build sm_90: it builds sm_80, sm_86; a newer CUDA's ptxas can"),
+    ("'sm_80','sm_86'", "7.5", "cannot build sm_75: it builds sm_80, sm_86; an older CUDA's"),
+    ("", "7.7", "compute 7.7 (sm_77) is not an NVIDIA GPU architecture"),  # no list: the known GPUs
+])
+def test_a_gpu_ptxas_cannot_build_is_refused_before_the_compile_is_announced(
+        lib: Path, tmp_path: Path, monkeypatch, caplog, allowed: str, build: str, message: str) -> None:
+    fake = tmp_path / "ptxas"
+    fake.write_text(f"#!/bin/sh\necho \"Allowed values for this option:  {allowed}.\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("clevr_remv.gpu_kernels.nvidia_compute_capabilities", lambda: [])
+    result = CliRunner().invoke(main, ["gpu-kernels", "--lib", str(lib), "--build", build, "--ptxas", str(fake)])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert result.output.count("\n") == 1 and "building" not in result.output + caplog.text
+    assert not list(lib.glob("kernel_sm_[!8]*"))

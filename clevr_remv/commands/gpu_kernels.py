@@ -81,7 +81,8 @@ def command(lib: Path | None, requests: tuple[str, ...], ptxas: Path | None, ver
     """
     setup_logging(verbose)
     from clevr_remv.gpu_kernels import cycles_lib_of_installed_bpy, nvidia_compute_capabilities
-    from clevr_remv.kernel_build import build_cubin, check_can_build, find_ptxas, ptxas_release
+    from clevr_remv.kernel_build import (build_cubin, check_can_build, check_ptxas_builds, find_ptxas,
+                                         ptxas_release)
 
     lib = lib or cycles_lib_of_installed_bpy()
     gpus = nvidia_compute_capabilities()
@@ -92,6 +93,7 @@ def command(lib: Path | None, requests: tuple[str, ...], ptxas: Path | None, ver
         tool = find_ptxas(ptxas)
         for capability in wanted:  # every reason to fail, before minutes of compiling
             check_can_build(lib, capability)
+            check_ptxas_builds(tool, capability)
         release = ptxas_release(tool)
         at_once = min(len(wanted), os.cpu_count() or 1)
         log.info("building %s with %s (CUDA %s: the farm's driver must support CUDA %s or newer) into %s: "
