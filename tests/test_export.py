@@ -243,3 +243,16 @@ def test_workers_write_the_same_export(tiny_dataset: Path, tmp_path: Path, kind:
             assert pickle.loads(one) == pickle.loads(two)
         elif name.name != "export.json":  # which records the output folder
             assert one == two, name
+
+
+def test_an_empty_split_is_said_and_refused_alone(tiny_dataset: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The tiny dataset's 3 scenes split 2/1/0: its test split has no scenes."""
+    alone = export("coco", str(tiny_dataset), "--out", str(tmp_path / "alone"), "--splits", "test")
+    assert alone.exit_code == 1 and "Traceback" not in alone.output
+    assert alone.output.strip().splitlines()[-1] == f"Error: nothing to export: no scenes in split 'test' of {tiny_dataset}"
+    assert not (tmp_path / "alone").exists()
+    with caplog.at_level("WARNING", logger="clevr_remv"):
+        summary = export_refcoco(tiny_dataset, tmp_path / "out", views="center", splits=["val", "test"])
+    assert f"split 'test' of {tiny_dataset} has no scenes: its export files are empty" in caplog.text
+    assert "'val'" not in caplog.text and summary["splits"]["test"]["refs"] == 0

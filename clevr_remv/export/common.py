@@ -145,6 +145,11 @@ class ExportPlan:
         self.splits = list(available if splits is None else splits)
         for split in self.splits:
             self.reader.require_split(split)
+        empty = [s for s in self.splits if not self.reader.manifest["splits"][s].get("scenes")]
+        if empty and len(empty) == len(self.splits):  # a tiny dataset's test split, asked for alone
+            raise ValueError(f"nothing to export: no scenes in split {', '.join(map(repr, empty))} of {root}")
+        for split in empty:  # still written, as REFER and COCO loaders expect every split's file
+            log.warning("split %r of %s has no scenes: its export files are empty", split, root)
         self.split_numbers = {s: available.index(s) + 1 for s in available}
         self.grid = rig_grid(self.reader.manifest)
         self.views = select_views(views, self.grid)
