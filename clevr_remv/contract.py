@@ -64,7 +64,12 @@ class DamagedShard(OSError):
         path = Path(path)
         root = Path(root) if root is not None else _dataset_root_of(path)
         super().__init__(f"{path} is damaged or missing ({detail}): {VERIFY_HINT.format(root=root)}")
-        self.path = path
+        self.path, self.detail, self.root = path, detail, root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its own arguments, so one raised in a worker process (export --workers,
+        # a DataLoader worker) reaches the parent as itself and not as a TypeError.
+        return (type(self), (self.path, self.detail, self.root))
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -43,6 +43,7 @@ from clevr_remv.loader import ViewSpec, rig_grid, select_views
 from clevr_remv.metrics import METRIC_KEYS, THRESHOLDS, MultiViewReport, mask_counts, score_views, view_distance
 from clevr_remv.rig import centre_view, view_position
 from clevr_remv.store import DatasetReader, atomic_path, write_json_atomic
+from clevr_remv.store.reader import open_shard, reading_shard
 
 log = logging.getLogger("clevr_remv")
 
@@ -303,16 +304,17 @@ def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
     parts: dict[str, list[np.ndarray]] = {"ids": [], "shard": [], "row": [], "object": [], "visible": []}
     height = width = 0
     for s, path in enumerate(paths):
-        with h5py.File(path, "r") as f:
-            _, views, height, width = f["masks"].shape
+        with open_shard(path, reader.root) as f:
+            with reading_shard(path, reader.root, "refs"):
+                _, views, height, width = f["masks"].shape
+                g = f["refs"]
+                parts["ids"].append(g["id"][()].astype(np.int64))
+                parts["shard"].append(np.full(g["id"].shape[0], s, dtype=np.int64))
+                parts["row"].append(g["scene"][()].astype(np.int64))
+                parts["object"].append(g["object"][()].astype(np.int64))
+                parts["visible"].append(g["visible"][()].astype(bool))
             if views != grid * grid:
                 raise ValueError(f"{path}: {views} views, but the manifest says a {grid}x{grid} rig")
-            g = f["refs"]
-            parts["ids"].append(g["id"][()].astype(np.int64))
-            parts["shard"].append(np.full(g["id"].shape[0], s, dtype=np.int64))
-            parts["row"].append(g["scene"][()].astype(np.int64))
-            parts["object"].append(g["object"][()].astype(np.int64))
-            parts["visible"].append(g["visible"][()].astype(bool))
     if not parts["ids"] or sum(len(a) for a in parts["ids"]) == 0:
         raise ValueError(f"split {split!r} of {reader.root} has no referring pairs to evaluate")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
@@ -407,14 +409,21 @@ def count_overlaps(truth: GroundTruth, views: Sequence[int], predict: Predictor,
     include = truth.visible[:, views]
     inter = np.zeros(include.shape, dtype=np.int64)
     union = np.zeros(include.shape, dtype=np.int64)
-    open_shard, masks = -1, None
+    opened, masks = -1, None
+
+    def read_mask(s: int, row: int, view: int) -> np.ndarray:
+        with reading_shard(truth.shard_paths[s], truth.root, f"masks[{row}, {view}]"):
+            return masks[row, view]
+
     with ExitStack() as stack:
         for s, row, pairs in truth.scenes():
-            if s != open_shard:
+            if s != opened:
                 stack.close()
-                masks = stack.enter_context(h5py.File(truth.shard_paths[s], "r"))["masks"]
-                open_shard = s
-            scene_view = lru_cache(maxsize=None)(lambda v, _row=row: masks[_row, v])
+                path = truth.shard_paths[s]
+                with reading_shard(path, truth.root):
+                    masks = stack.enter_context(open_shard(path, truth.root))["masks"]
+                opened = s
+            scene_view = lru_cache(maxsize=None)(lambda v, _s=s, _row=row: read_mask(_s, _row, v))
             for j, view in enumerate(views):
                 for r in pairs[include[pairs, j]]:
                     obj = truth.object[r]

@@ -12,6 +12,10 @@ as is. Construction reads only the small per-pair datasets; `__getitem__` decomp
 image chunk and one mask chunk (the shards store one view per chunk). HDF5 handles are
 never pickled: each process opens its own on first use, and a forked child notices the
 pid change and reopens, so it is safe under both the fork and the spawn start methods.
+
+A shard that is missing or fails its checksums raises `clevr_remv.contract.DamagedShard` (an
+OSError naming the file and `clevr-remv verify`), at construction or in `__getitem__`, in a
+DataLoader worker too (it pickles whole).
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ class RefDataset:
         self.shards: list[str] = [str(p) for p in reader.shard_paths(split)]
 
         view_array = np.asarray(self.views, dtype=np.int16)
-        parts = [_index_shard(path, view_array, visible_only) for path in self.shards]
+        parts = [_index_shard(path, view_array, visible_only, self.root) for path in self.shards]
         # Per pair (R, all shards): id, referent, split-wide scene index, sentence.
         self.ref_ids = _concat([p["id"] for p in parts], np.int64)
         self.ref_objects = _concat([p["object"] for p in parts], np.int16)
@@ -145,9 +149,13 @@ class RefDataset:
         pair = int(self._pair[i])
         f = self._file(shard)
         obj = int(self.ref_objects[pair])
+        from clevr_remv.store.reader import reading_shard
+
+        with reading_shard(self.shards[shard], self.root, f"view {view} of scene row {row}"):
+            image, mask = f["images"][row, view], f["masks"][row, view]
         sample = {
-            "image": f["images"][row, view],
-            "mask": f["masks"][row, view] == obj,
+            "image": image,
+            "mask": mask == obj,
             "sentence": self.sentences[pair],
             "ref_id": int(self.ref_ids[pair]),
             "scene": int(self.ref_scenes[pair]),
@@ -170,9 +178,9 @@ class RefDataset:
             self._pid = os.getpid()
         f = self._files.get(shard)
         if f is None:
-            import h5py
+            from clevr_remv.store.reader import open_shard
 
-            f = self._files[shard] = h5py.File(self.shards[shard], "r")
+            f = self._files[shard] = open_shard(self.shards[shard], self.root)
         return f
 
     def close(self) -> None:
@@ -191,11 +199,11 @@ class RefDataset:
         self._pid = os.getpid()
 
 
-def _index_shard(path: str, views: np.ndarray, visible_only: bool) -> dict[str, Any]:
+def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path) -> dict[str, Any]:
     """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only."""
-    import h5py
+    from clevr_remv.store.reader import open_shard, reading_shard
 
-    with h5py.File(path, "r") as f:
+    with open_shard(path, root) as f, reading_shard(path, root, "refs"):
         g = f["refs"]
         rows = g["scene"][()].astype(np.int32)
         keep = g["visible"][()][:, views]

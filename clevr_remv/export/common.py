@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from clevr_remv.loader import ViewSpec, rig_grid, scene_indices, select_views
-from clevr_remv.store.atomic import fsync_dir, temp_path_for
+from clevr_remv.store.atomic import exchange_paths, fsync_dir, stale_temporaries_of, temp_path_for
+from clevr_remv.store.reader import open_shard, reading_shard, require_shard_files
 from clevr_remv.vocabulary import SHAPES
 
 log = logging.getLogger("clevr_remv")
@@ -153,6 +154,7 @@ class ExportPlan:
         self.split_numbers = {s: available.index(s) + 1 for s in available}
         self.grid = rig_grid(self.reader.manifest)
         self.views = select_views(views, self.grid)
+        require_shard_files([path for _, path in self.shards()], self.root)  # not half-way through
 
     @property
     def total_views(self) -> int:
@@ -172,22 +174,22 @@ class ExportPlan:
 
     def views_of(self, split: str, path: Path) -> Iterator[ExportView]:
         """Every chosen view of every scene of one shard; one image and one mask chunk each."""
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            scenes = [json.loads(s) for s in f["scenes"].asstr()[()]]
-            indices = scene_indices(f)
-            g = f["refs"]
-            ref_rows, ref_ids, ref_objects = g["scene"][()], g["id"][()], g["object"][()]
-            sentences, visible = g["expression"].asstr()[()], g["visible"][()]
-            for row, scene in enumerate(scenes):
+        with open_shard(path, self.root) as f:
+            with reading_shard(path, self.root, "scenes and refs"):
+                texts, indices = f["scenes"].asstr()[()], scene_indices(f)
+                g = f["refs"]
+                ref_rows, ref_ids, ref_objects = g["scene"][()], g["id"][()], g["object"][()]
+                sentences, visible = g["expression"].asstr()[()], g["visible"][()]
+            for row, scene in enumerate(json.loads(s) for s in texts):
                 shapes = {int(o["id"]): o["shape"] for o in scene["objects"]}
                 mine = np.flatnonzero(ref_rows == row)
                 for view in self.views:
                     pairs = [Pair(int(ref_ids[k]), int(ref_objects[k]), str(sentences[k]), bool(visible[k, view]))
                              for k in mine]
+                    with reading_shard(path, self.root, f"view {view} of scene row {row}"):
+                        image, mask = f["images"][row, view], f["masks"][row, view]
                     yield ExportView(split, self.split_numbers[split], int(indices[row]), view,
-                                     f["images"][row, view], f["masks"][row, view], shapes, pairs)
+                                     image, mask, shapes, pairs)
 
 
 ShardWork = Callable[["ExportPlan", str, Path, Path, Callable[[], Any] | None], tuple[int, T]]

@@ -88,9 +88,7 @@ def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
         have = f"0..{count - 1}" if count else "none"
         raise ValueError(f"scene {index} out of range: split {split!r} has {count} scenes ({have})")
     for path in dataset.shard_paths(split):
-        if not path.is_file():
-            raise FileNotFoundError(f"shard {path} listed in dataset.json is missing")
-        with ShardReader(path) as shard:
+        with ShardReader(path, root) as shard:  # DamagedShard when missing or unreadable
             row = _scene_row(shard, index)
             if row is not None:
                 return _read_scene(shard, row)

@@ -26,7 +26,7 @@ import numpy as np
 from clevr_remv.expressions.stats import _relation, words
 from clevr_remv.expressions.templates import Lexicon
 from clevr_remv.store.manifest import require_manifest
-from clevr_remv.store.reader import require_split
+from clevr_remv.store.reader import open_shard, reading_shard, require_split
 from clevr_remv.vocabulary import ATTRIBUTES
 
 # What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
@@ -162,19 +162,16 @@ def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dic
 
 def collect(shards: dict[str, list[Path]], lexicon: Lexicon,
             on_shard: Callable[[Path], None] | None = None) -> dict[str, SplitCounts]:
-    """Count every shard of every split; `on_shard` is called after each (a progress bar)."""
-    import h5py
+    """Count every shard of every split; `on_shard` is called after each (a progress bar).
 
+    A shard that is missing or unreadable raises `contract.DamagedShard` naming it.
+    """
     mentions = MentionCounter(lexicon)
     result = {}
     for split, paths in shards.items():
         counts = SplitCounts(split)
         for path in paths:
-            try:
-                f = h5py.File(path, "r")
-            except OSError as error:
-                raise OSError(f"{path}: cannot open the shard ({error})") from None
-            with f:
+            with open_shard(path) as f, reading_shard(path):
                 add_shard(counts, f, mentions)
             if on_shard is not None:
                 on_shard(path)
