@@ -41,6 +41,7 @@ import numpy as np
 
 from clevr_remv.loader import ViewSpec, rig_grid, select_views
 from clevr_remv.metrics import METRIC_KEYS, THRESHOLDS, MultiViewReport, mask_counts, score_views, view_distance
+from clevr_remv.outputs import PICTURE_SUFFIXES, check_suffix
 from clevr_remv.rig import centre_view, view_position
 from clevr_remv.store import DatasetReader, atomic_path, write_json_atomic
 from clevr_remv.store.reader import open_shard, reading_shard
@@ -558,7 +559,10 @@ def format_report(evaluation: Evaluation) -> str:
 
 
 def plot_report(evaluation: Evaluation, path: Path | str) -> None:
-    """Overall IoU over the N×N view grid as a heat map (views not evaluated blank), written atomically."""
+    """Overall IoU over the N×N view grid as a heat map (views not evaluated blank), written atomically
+    as PNG, SVG or PDF after the suffix of `path`."""
+    path = Path(path)
+    fmt = check_suffix(path, PICTURE_SUFFIXES, "plot_report")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -587,6 +591,6 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     mvr = "n/a" if not math.isfinite(r.mvr_oiou) else f"{100 * r.mvr_oiou:.2f} %"
     ax.set_title(f"Overall IoU per view: {evaluation.source}\n{evaluation.split}, MVR (oIoU) {mvr}", fontsize=10)
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120)
     plt.close(fig)

@@ -23,10 +23,10 @@ log = logging.getLogger("clevr_remv")
 @click.option("--views", default=None, metavar="center|corners|all|LIST",
               help="Views to evaluate, e.g. corners or 0,8,40 (default: those in the predictions; "
                    "corners and centre for a baseline). The centre is added for MVR.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the figures as JSON (atomically).")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Draw overall IoU over the view grid as a heat map (PNG).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE.json", default=None,
+              help="Also write the figures as JSON (atomically; its folder must exist).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png|svg|pdf", default=None,
+              help="Draw overall IoU over the view grid as a heat map (format from the suffix).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 def command(dataset: Path, split: str, predictions: Path | None, baseline: str | None, views: str | None,
@@ -39,6 +39,7 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
     """
     setup_logging(verbose)
     from clevr_remv.evaluate import evaluate, format_report, plot_report, write_report_json
+    from clevr_remv.outputs import JSON_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
 
     def progress(total: int):
         from tqdm import tqdm
@@ -50,12 +51,17 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
         raise ValueError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
     if predictions is not None and baseline is not None:
         raise ValueError("--predictions and --baseline exclude each other: score one at a time")
+    if json_path is not None:  # before any reading: a typo must not cost the evaluation
+        check_output_file(json_path, JSON_SUFFIXES, "--json")
+    if plot_path is not None:
+        check_output_file(plot_path, PICTURE_SUFFIXES, "--plot")
     evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
                           progress=progress)
     click.echo(format_report(evaluation))
-    if json_path is not None:
-        write_report_json(evaluation, json_path)
-        log.info("wrote %s", json_path)
-    if plot_path is not None:
-        plot_report(evaluation, plot_path)
-        log.info("wrote %s", plot_path)
+    with naming_final_paths():
+        if json_path is not None:
+            write_report_json(evaluation, json_path)
+            log.info("wrote %s", json_path)
+        if plot_path is not None:
+            plot_report(evaluation, plot_path)
+            log.info("wrote %s", plot_path)

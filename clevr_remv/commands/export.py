@@ -24,8 +24,8 @@ def _export_options(f: Callable) -> Callable:
     """The arguments both formats take."""
     options = [
         click.argument("directory", type=click.Path(path_type=Path)),
-        click.option("--out", type=click.Path(path_type=Path), required=True,
-                     help="Folder to create (must be empty or absent unless --overwrite)."),
+        click.option("--out", type=click.Path(path_type=Path), metavar="FOLDER", required=True,
+                     help="Folder to create, with its parents (must be empty or absent unless --overwrite)."),
         click.option("--views", default="center", show_default=True,
                      help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
         click.option("--splits", default=None, help="Comma-separated splits [default: all, e.g. train,val,test]."),
@@ -45,11 +45,16 @@ def _run(export: Callable, directory: Path, out: Path, views: str, splits: str |
     setup_logging(verbose)
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from clevr_remv.outputs import check_output_dir, naming_final_paths
+
     with logging_redirect_tqdm():
         if workers < 1:
             raise ValueError(f"--workers {workers}: give at least 1")
-        return export(directory, out, views, _splits(splits), overwrite=overwrite, workers=workers,
-                      progress=not no_progress)
+        # Before any reading; export builds OUT as a hidden sibling and renames it into place.
+        check_output_dir(out, "--out", beside=True)
+        with naming_final_paths():
+            return export(directory, out, views, _splits(splits), overwrite=overwrite, workers=workers,
+                          progress=not no_progress)
 
 
 @click.group("export")

@@ -18,9 +18,9 @@ log = logging.getLogger("clevr_remv")
 @click.option("--split", default="train", show_default=True, help="Split of the scene (train, val, test).")
 @click.option("--scene", "index", type=int, default=0, show_default=True,
               help="Scene index within the split (the scene JSON's `index`).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Picture to write (.png; .svg and .pdf work too): mosaic, labelled masks, depth, sentences.")
-@click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None,
+@click.option("--out", type=click.Path(path_type=Path), metavar="FILE.png|svg|pdf", default=None,
+              help="Picture to write (format from the suffix): mosaic, labelled masks, depth, sentences.")
+@click.option("--html", type=click.Path(path_type=Path), metavar="FILE.html", default=None,
               help="Self-contained light-field viewer page to write (opens from disk, loads nothing).")
 @click.option("--image-format", type=click.Choice(["auto", "jpeg", "png"]), default="auto", show_default=True,
               help="How the viewer embeds the views: jpeg (quality 90, several times smaller) or lossless png; "
@@ -32,21 +32,25 @@ def command(directory: Path, split: str, index: int, out: Path | None, html: Pat
     setup_logging(verbose)
     if out is None and html is None:
         raise ValueError("nothing to write: give --out FILE.png and/or --html FILE.html")
-    for target in (out, html):
-        if target is not None and not target.resolve().parent.is_dir():
-            raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
+    from clevr_remv.outputs import HTML_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
+
+    if out is not None:  # before any reading
+        check_output_file(out, PICTURE_SUFFIXES, "--out")
+    if html is not None:
+        check_output_file(html, HTML_SUFFIXES, "--html")
     from clevr_remv.show.data import load_scene
 
     start = time.perf_counter()
     data = load_scene(directory, split, index)
     log.debug("read %d views of %s scene %d in %.2f s", len(data.images), split, index, time.perf_counter() - start)
-    if out is not None:
-        from clevr_remv.show.figure import save_figure, scene_figure
+    with naming_final_paths():
+        if out is not None:
+            from clevr_remv.show.figure import save_figure, scene_figure
 
-        save_figure(scene_figure(data), out)
-        click.echo(f"wrote {out}")
-    if html is not None:
-        from clevr_remv.show.viewer import save_viewer
+            save_figure(scene_figure(data), out)
+            click.echo(f"wrote {out}")
+        if html is not None:
+            from clevr_remv.show.viewer import save_viewer
 
-        size = save_viewer(data, html, image_format=image_format)
-        click.echo(f"wrote {html} ({size / 1e6:.1f} MB)")
+            size = save_viewer(data, html, image_format=image_format)
+            click.echo(f"wrote {html} ({size / 1e6:.1f} MB)")

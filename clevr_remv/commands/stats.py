@@ -18,8 +18,8 @@ def _split_list(value: str | None) -> list[str] | None:
 
 @click.command("stats")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--out", "figdir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder for stats.json, table.md and the figures (PNG and SVG); created.")
+@click.option("--out", "figdir", type=click.Path(path_type=Path), metavar="FOLDER", required=True,
+              help="Folder for stats.json, table.md and the figures (PNG and SVG); created with its parents.")
 @click.option("--splits", default=None, metavar="LIST", help="Comma-separated splits (default: every split).")
 @click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Template folder whose lexicon.json says which words name which value "
@@ -40,11 +40,13 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from clevr_remv.expressions import resolve_templates
+    from clevr_remv.outputs import check_output_dir, naming_final_paths
     from clevr_remv.stats.collect import collect, dataset_shards
     from clevr_remv.stats.figures import write_figures  # imports matplotlib only when drawing
     from clevr_remv.stats.report import build_report, markdown_tables
     from clevr_remv.store.atomic import atomic_path, write_json_atomic
 
+    check_output_dir(figdir, "--out")  # before any reading
     manifest, shards = dataset_shards(dataset, _split_list(splits))
     lexicon = resolve_templates(templates).lexicon
     total = sum(len(paths) for paths in shards.values())
@@ -53,11 +55,12 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
         counts = collect(shards, lexicon, on_shard=lambda _path: bar.update(1))
     report = build_report(str(dataset), manifest, counts)
     table = markdown_tables(report)
-    figdir.mkdir(parents=True, exist_ok=True)
-    figures = [] if no_figures else write_figures(report, figdir)
-    write_json_atomic(figdir / "stats.json", {**report, "table": table,
-                                              "figures": [p.name for p in figures]})
-    with atomic_path(figdir / "table.md") as tmp:
-        tmp.write_text(table, encoding="utf-8")
+    with naming_final_paths():
+        figdir.mkdir(parents=True, exist_ok=True)
+        figures = [] if no_figures else write_figures(report, figdir)
+        write_json_atomic(figdir / "stats.json", {**report, "table": table,
+                                                  "figures": [p.name for p in figures]})
+        with atomic_path(figdir / "table.md") as tmp:
+            tmp.write_text(table, encoding="utf-8")
     log.info("wrote stats.json, table.md and %d figure files into %s", len(figures), figdir)
     click.echo(table, nl=False)
