@@ -8,12 +8,14 @@ atomic rename) and renames it over the final name only after the data is on disk
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import logging
 import os
 import re
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +85,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
     fsync_dir(final.parent)
 
 
+def json_text(obj: Any) -> str:
+    """`obj` as the indented JSON this package writes (manifests, reports)."""
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically (readers see old or new, never half)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    text = json_text(obj)
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -115,29 +122,56 @@ def _is_zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
+def _stale(path: Path, host: str, final: str | None = None) -> bool:
+    """Whether `path` is a temporary (of `final`, when given) left by a dead process of `host`."""
+    match = _TEMP_NAME.match(path.name)
+    return bool(match and match["host"] == host and (final is None or match["final"] == final)
+                and not pid_is_alive(int(match["pid"])))
+
+
 def stale_temporaries(root: Path) -> list[Path]:
     """Temporary files under `root` (and its sub-directories one level down) left by dead processes.
 
     Only files written by this host are considered: a pid says nothing about another
     machine's processes (farm nodes share the filesystem), so theirs are never touched.
     A file whose process is still alive is being written and is kept. (A recycled pid
-    keeps a stale file; that errs on the safe side.)
+    keeps a stale file; that errs on the safe side.) So is every temporary that a journal
+    still lists (store/transaction.py): it is a complete file waiting for its rename, and
+    none is when the journal cannot be read.
     """
+    from clevr_remv.store.transaction import journal_temporaries  # it builds on this module
+
     root = Path(root)
     host = _this_host()
     if not root.is_dir():
         return []
+    kept = journal_temporaries(root)
+    if kept is None:
+        return []
     found = []
     for directory in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
         for path in sorted(directory.glob(".*.tmp-*")):
-            match = _TEMP_NAME.match(path.name)
-            if match and path.is_file() and match["host"] == host and not pid_is_alive(int(match["pid"])):
+            if path.is_file() and path not in kept and _stale(path, host):
                 found.append(path)
     return found
 
 
+def stale_temporaries_of(final: Path) -> list[Path]:
+    """The temporaries of `final` (files or folders beside it) left by dead processes of this host."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    host = _this_host()
+    return sorted(p for p in final.parent.iterdir() if _stale(p, host, final.name))
+
+
 def sweep_stale_temporaries(root: Path) -> list[Path]:
-    """Remove the temporary files of dead processes of this host under `root`; log and return them."""
+    """Clean up after dead processes in the dataset `root`: complete the change a killed command
+    left in its journal (store/transaction.py), then remove the temporary files of dead processes
+    of this host; log and return them."""
+    from clevr_remv.store.transaction import roll_forward
+
+    roll_forward(root)
     swept = []
     for path in stale_temporaries(root):
         try:
@@ -148,3 +182,27 @@ def sweep_stale_temporaries(root: Path) -> list[Path]:
         log.info("removed stale temporary file %s (%d bytes; its process is gone)", path, size)
         swept.append(path)
     return swept
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap `a` and `b` (files or folders, both existing, same filesystem) in one atomic step.
+
+    Linux's renameat2(RENAME_EXCHANGE): a reader, or a kill, sees either both old or both
+    swapped. Returns False, having changed nothing, where the system or the filesystem cannot
+    (other systems, old kernels, some network filesystems); the caller then renames twice.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc without it (glibc before 2.28)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv.contract import NotADataset
-from clevr_remv.store.atomic import write_json_atomic
+from clevr_remv.store.atomic import json_text, write_json_atomic
+from clevr_remv.store.transaction import roll_forward
 
 MANIFEST_NAME = "dataset.json"
 NOTHING_RENDERED = f"no {MANIFEST_NAME} and no complete shard (render into it first)"
@@ -23,9 +24,16 @@ def manifest_path(root: Path) -> Path:
     return Path(root) / MANIFEST_NAME
 
 
-def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Write `root/dataset.json` atomically; validated first so a bad manifest is never written."""
+def write_manifest(root: Path, manifest: dict[str, Any], into: Path | None = None) -> None:
+    """Write `root/dataset.json` atomically; validated first so a bad manifest is never written.
+
+    With `into` (a transaction's temporary, store/transaction.py) the manifest is written there,
+    to be renamed onto dataset.json with the other files of the change.
+    """
     _validate(manifest, manifest_path(root))
+    if into is not None:
+        Path(into).write_text(json_text(manifest), encoding="utf-8")
+        return
     write_json_atomic(manifest_path(root), manifest)
 
 
@@ -48,9 +56,14 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
 
 
 def require_directory(root: Path) -> None:
-    """`NotADataset` unless `root` is an existing directory."""
+    """`NotADataset` unless `root` is an existing directory.
+
+    Every command opens its dataset here, so this is also where a change that a killed command
+    left half-done (its journal, store/transaction.py) is completed before anything is read.
+    """
     if not root.is_dir():
         raise NotADataset(root, "not a directory" if root.exists() else "no such directory")
+    roll_forward(root)
 
 
 def require_manifest(root: Path | str) -> dict[str, Any]:
