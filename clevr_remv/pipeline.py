@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 
 from clevr_remv import __version__, rig
 from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict
+from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
 from clevr_remv.layout import LayoutError, layout_candidates, scene_rng
 from clevr_remv.precision import round_mantissa
@@ -36,8 +38,10 @@ from clevr_remv.store import (
     shard_is_complete,
     sweep_stale_temporaries,
     write_manifest,
-    write_split_files,
 )
+from clevr_remv.store.manifest import manifest_path
+from clevr_remv.store.split_files import split_file_path, write_split_file
+from clevr_remv.store.transaction import Transaction
 from clevr_remv.timing import Stopwatch
 from clevr_remv.visibility import hidden_objects, visible_pixels
 
@@ -216,16 +220,30 @@ def pending_shards(config: RenderConfig, out: Path, only: ShardSpec | Sequence[S
 
 
 def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None:
-    """Write the per-split files and then dataset.json, last and atomically, once every shard is complete."""
+    """Write the per-split files and then dataset.json, last, once every shard is complete.
+
+    All of them or none, whatever stops it (store/transaction.py): a reader never finds new
+    split files beside an old manifest.
+    """
     shards = plan_shards(config)
     if not all(shard_is_complete(s.path(out)) for s in shards):
         return None
+    manifest = dataset_manifest(config, blender, {s.name: read_shard_attrs(s.path(out)) for s in shards})
+    with Transaction(out, "finalize") as change:
+        stage_dataset_files(change, config, out, manifest)
+        change.commit()
+    return manifest_path(out)
+
+
+def dataset_manifest(config: RenderConfig, blender: str, attrs: dict[str, dict]) -> dict:
+    """dataset.json of a complete dataset, from every planned shard's attributes (by shard name)."""
+    shards = plan_shards(config)
     splits, versions = {}, set()
     for split in SPLITS:
         mine = [s for s in shards if s.split == split]
-        attrs = [read_shard_attrs(s.path(out)) for s in mine]
-        versions.update(str(a.get("blender_version", "unknown")) for a in attrs)
-        counted = lambda key: sum(int(a.get(key, 0)) for a in attrs)  # noqa: E731
+        mine_attrs = [attrs[s.name] for s in mine]
+        versions.update(str(a.get("blender_version", "unknown")) for a in mine_attrs)
+        counted = lambda key: sum(int(a.get(key, 0)) for a in mine_attrs)  # noqa: E731
         splits[split] = {
             "scenes": sum(s.scene_count for s in mine),
             "shards": [s.name for s in mine],
@@ -233,7 +251,7 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
             "dropped_referent_hidden": counted("dropped_referent_hidden"),
             "dropped_related_hidden": counted("dropped_related_hidden"),
         }
-    manifest = {
+    return {
         "generator": "clevr-remv",
         "generator_version": __version__,
         "blender_version": blender,
@@ -245,12 +263,17 @@ def finish_dataset(config: RenderConfig, out: Path, blender: str) -> Path | None
         "min_visible_pixels": config.min_visible_pixels,
         "splits": splits,
     }
-    # One file per split (virtual datasets over the shards) for readers, before the manifest,
-    # which stays last: its presence means everything else is in place.
-    write_split_files(out, {name: entry["shards"] for name, entry in splits.items()},
-                      config.views, config.height, config.width)
-    write_manifest(out, manifest)
-    return out / "dataset.json"
+
+
+def stage_dataset_files(change: Transaction, config: RenderConfig, out: Path, manifest: dict,
+                        shards_at: dict[str, Path] | None = None) -> None:
+    """Stage one file per split (virtual datasets over the shards) for readers, then the manifest,
+    which stays last: its presence means everything else is in place. `shards_at` names the new
+    shards of the same change, still under their temporaries (the split files copy their refs)."""
+    for split, entry in manifest["splits"].items():
+        write_split_file(out, split, entry["shards"], config.views, config.height, config.width,
+                         into=change.stage(split_file_path(out, split)), read_from=shards_at)
+    write_manifest(out, manifest, into=change.stage(manifest_path(out)))
 
 
 def run(config: RenderConfig, out: Path, executor: Executor,
@@ -290,18 +313,59 @@ def regenerate_expressions(out: Path, templates: Path | None = None,
                            on_shard: Callable[[Path], None] | None = None) -> Path:
     """Rewrite every shard's refs from its stored scenes and pixel counts: no re-rendering.
 
-    Each shard is replaced atomically; the manifest is rewritten last with the new counts.
+    All or nothing: every shard is read and its new refs made before anything is written (a
+    damaged shard fails there, named, and nothing changes); then the new shards, the split files
+    and dataset.json (last) are written to temporaries and renamed together
+    (store/transaction.py). That needs free space for a copy of every shard meanwhile (they
+    hold the images); it is checked first. `on_shard(path)` follows for each rewritten shard.
     """
     manifest = require_manifest(out)
+    sweep_stale_temporaries(out)
     config = from_dict(manifest["config"])
     template_set = resolve_templates(templates)
-    for split in manifest["splits"].values():
-        for name in split["shards"]:
-            path = out / name
-            with ShardReader(path) as shard:
-                scenes = [(shard.scene(i), shard.visible_pixels(i)) for i in range(len(shard))]
-            results = [generate_pairs(scene, counts, config.min_visible_pixels, template_set) for scene, counts in scenes]
-            replace_refs(path, [r.refs for r in results], expression_attrs(results))
-            if on_shard is not None:
-                on_shard(path)
-    return finish_dataset(config, out, manifest.get("blender_version", "unknown"))
+    shards = plan_shards(config)
+    refs, counts, attrs = {}, {}, {}
+    for shard in shards:
+        scenes, attrs[shard.name] = stored_scenes(shard.path(out), out)
+        results = [generate_pairs(scene, pixels, config.min_visible_pixels, template_set) for scene, pixels in scenes]
+        refs[shard.name], counts[shard.name] = [r.refs for r in results], expression_attrs(results)
+        attrs[shard.name].update(counts[shard.name])
+    require_free_space(out, sum(s.path(out).stat().st_size for s in shards), "rewriting every shard's refs")
+    new_manifest = dataset_manifest(config, manifest.get("blender_version", "unknown"), attrs)
+    with Transaction(out, "expressions") as change:
+        staged = {}
+        for shard in shards:
+            staged[shard.name] = change.stage(shard.path(out))
+            replace_refs(shard.path(out), refs[shard.name], counts[shard.name], into=staged[shard.name])
+        stage_dataset_files(change, config, out, new_manifest, shards_at=staged)
+        change.commit()
+    if on_shard is not None:
+        for shard in shards:
+            on_shard(shard.path(out))
+    return manifest_path(out)
+
+
+def stored_scenes(path: Path, root: Path) -> tuple[list[tuple[Scene, np.ndarray]], dict]:
+    """Every scene of a shard with its visible pixel counts, and the shard's attributes;
+    `DamagedShard` naming the file when it cannot be read."""
+    if not path.is_file():
+        raise DamagedShard(path, "no such file", root)
+    try:
+        with ShardReader(path) as shard:
+            scenes = [(shard.scene(i), shard.visible_pixels(i)) for i in range(len(shard))]
+            attrs = shard.attrs
+    except DamagedShard:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise DamagedShard(path, describe_read_error(error), root) from error
+    if not shard_is_complete(path):  # replace_refs copies the rest: it must be all there
+        raise DamagedShard(path, "a dataset is missing or has the wrong length", root)
+    return scenes, attrs
+
+
+def require_free_space(out: Path, needed: int, what: str) -> None:
+    """OSError before anything is written when `out`'s filesystem has less than `needed` bytes free."""
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise OSError(f"{what} needs about {needed / 1e9:.2f} GB free in {out} for the new files, "
+                      f"there are {free / 1e9:.2f} GB; nothing was changed")

@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -370,7 +370,8 @@ def write_shard(
         writer.commit(attrs)
 
 
-def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None = None) -> None:
+def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None = None, *,
+                 into: Path | None = None) -> None:
     """Regenerate only the `refs/*` group of a complete shard, atomically.
 
     Used when the expression engine changes but the renders do not. The shard is copied
@@ -378,6 +379,9 @@ def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None
     into the file attributes), and the copy renamed over the original; on any error the
     original is untouched. HDF5 does not reclaim the old group's few kilobytes; that is
     the price of not rewriting the images.
+
+    With `into`, the new shard is written there and `path` is left as it is: a transaction
+    (store/transaction.py) renames it together with the other files of its change.
     """
     path = Path(path)
     if not shard_is_complete(path):
@@ -386,7 +390,7 @@ def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None
         views = f["masks"].shape[1]
         n_objects = [len(Scene.from_json(s).objects) for s in f["scenes"].asstr()[()]]
     _check_refs(refs, n_objects, views)
-    with atomic_path(path) as tmp:
+    with nullcontext(Path(into)) if into is not None else atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
             _write_refs(f, refs, views)

@@ -14,7 +14,8 @@ zeros instead of failing. `clevr-remv verify` checks that every source exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,22 @@ def split_file_path(root: Path, split: str) -> Path:
 
 
 def write_split_file(root: Path, split: str, shard_names: Sequence[str],
-                     views: int, height: int, width: int) -> Path:
+                     views: int, height: int, width: int, *, into: Path | None = None,
+                     read_from: Mapping[str, Path] | None = None) -> Path:
     """Write `root/<split>.h5` atomically over the shards `shard_names` (relative to root).
 
     `views`, `height` and `width` give the datasets their shapes when the split has no
     shard (a tiny dataset may have an empty test split); then the datasets are empty.
+
+    For a change of several files at once (store/transaction.py): `into` writes the file
+    there (a temporary renamed later) instead, and `read_from` maps shard names to the
+    files to take refs and sizes from (the new shards, still under their temporaries);
+    the virtual datasets always map the final shard names.
     """
     root = Path(root)
     counts, first_attrs, shard_refs = [], {}, []
     for i, name in enumerate(shard_names):
-        with h5py.File(root / name, "r") as f:
+        with h5py.File((read_from or {}).get(name, root / name), "r") as f:
             counts.append(int(f["scenes"].shape[0]))
             if i == 0:
                 first_attrs = attrs_dict(f)
@@ -60,7 +67,7 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
     offsets = np.cumsum([0, *counts])[:-1].astype(np.int64)
     refs = concatenate_refs(shard_refs, offsets, views)
     path = split_file_path(root, split)
-    with atomic_path(path) as tmp:
+    with nullcontext(Path(into)) if into is not None else atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for dataset, (shape, dtype) in scene_layout(views, height, width).items():
                 _virtual(f, dataset, shard_names, counts, shape, dtype)

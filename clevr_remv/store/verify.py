@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from clevr_remv.store.shard import (
     scene_layout,
 )
 from clevr_remv.store.split_files import concatenate_refs, read_refs, split_file_path
+from clevr_remv.store.transaction import Transaction
 from clevr_remv.vocabulary import MAX_OBJECTS
 
 log = logging.getLogger(__name__)
@@ -374,42 +374,30 @@ def verify_dataset(root: Path, on_view: Callable[[], None] | None = None,
 # ---------------------------------------------------------------------------- quarantine
 
 
-def _free_name(target: Path) -> Path:
-    """`target`, or `stem.1.h5`, `stem.2.h5`, ... if that name is taken (nothing is overwritten)."""
-    candidate, n = target, 0
-    while candidate.exists():
-        n += 1
-        candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
-    return candidate
-
-
 def quarantine(report: VerifyReport) -> list[str]:
     """Move the bad shards to `ROOT/.quarantine/<split>/` and drop what referred to them.
 
     dataset.json and the split files are derived from the shards; they are removed when
     they list a bad shard or are bad themselves, so that a re-run of `render` re-renders
-    exactly the moved shards and writes them again. Nothing else is touched. Returns one
-    line per action.
+    exactly the moved shards and writes them again. Nothing else is touched, and all of it
+    happens or none (store/transaction.py; the manifest goes first, so it never lists a
+    shard that is gone). A moved shard never overwrites an earlier one (`.1`, `.2` ...).
+    Returns one line per action.
     """
     root = report.root
     bad_shards = [name for name in report.problems if name.endswith(".h5") and "/" in name]
     bad_splits = {name.split("/")[0] for name in bad_shards}
-    actions = []
     derived = [root / MANIFEST_NAME] if bad_shards or MANIFEST_NAME in report.problems else []
     derived += [split_file_path(root, s) for s in SPLITS
                 if s in bad_splits or split_file_path(root, s).name in report.problems]
-    for path in derived:  # the manifest first: it must never list a shard that is gone
-        if path.is_file():
-            path.unlink()
-            actions.append(f"removed {path.name}")
-    for name in bad_shards:
-        source = root / name
-        if not source.is_file():
-            continue
-        target = _free_name(root / QUARANTINE / name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-        actions.append(f"moved {name} to {target.relative_to(root).as_posix()}")
+    with Transaction(root, "verify --quarantine") as change:
+        for path in derived:
+            if path.is_file():
+                change.remove(path)
+        for name in bad_shards:
+            if (root / name).is_file():
+                change.move(root / name, root / QUARANTINE / name)
+        actions = change.commit()
     for line in actions:
         log.debug("quarantine: %s", line)
     return actions
