@@ -241,11 +241,14 @@ def write_json(obj: Any, path: Path) -> None:
 @contextmanager
 def staged_directory(out: Path, source: Path, overwrite: bool) -> Iterator[Path]:
     """Yield a hidden sibling directory to write the export into; it becomes `out` only if the
-    block succeeds, so OUT is either absent, the previous export, or a complete new one.
+    block succeeds, so OUT is either absent, the previous export, or a complete new one, whatever
+    stops the export (an error, a full disk, SIGINT, SIGTERM, SIGKILL: `install_directory`).
 
-    Refuses a non-empty `out` unless `overwrite`, and never replaces the dataset itself.
+    Refuses a non-empty `out` unless `overwrite`, and never replaces the dataset itself. What a
+    killed export of `out` left beside it is cleaned up first (`recover_interrupted_export`).
     """
     out, source = Path(out), Path(source)
+    recover_interrupted_export(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     resolved = out.resolve()
@@ -253,21 +256,64 @@ def staged_directory(out: Path, source: Path, overwrite: bool) -> Iterator[Path]
         raise ValueError(f"--out {out} would replace the dataset {source}; choose another directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"--out {out} is not empty (pass --overwrite to replace it)")
-    tmp, old = temp_path_for(out), temp_path_for(out.with_name(out.name + ".old"))
+    tmp = temp_path_for(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        if out.exists():
-            os.replace(out, old)  # directories cannot be renamed over non-empty ones
-        os.replace(tmp, out)
+        install_directory(tmp, out)
     except BaseException:
-        if old.exists() and not out.exists():
-            os.replace(old, out)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     fsync_dir(out.parent)
+
+
+def _aside(out: Path) -> Path:
+    """The name whose temporaries hold the previous `out` when `install_directory` cannot swap."""
+    return out.with_name(out.name + ".old")
+
+
+def install_directory(new: Path, out: Path) -> None:
+    """Put the complete folder `new` at `out` in one step, and remove what `out` was.
+
+    Where Linux can swap two folders atomically (renameat2 RENAME_EXCHANGE, local filesystems),
+    a kill at any moment leaves `out` old or new. Elsewhere it takes two renames, `out` aside to
+    `.OUT.old.tmp-<host>-<pid>`, then `new` onto `out`: a SIGKILL between them leaves no `out`,
+    and the next export into it puts the previous one back first (`recover_interrupted_export`).
+    """
+    if not out.exists():
+        os.replace(new, out)
+        return
+    if exchange_paths(new, out):  # `new` now holds the previous export
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    old = temp_path_for(_aside(out))
+    os.replace(out, old)  # a folder cannot be renamed over a non-empty one
+    try:
+        os.replace(new, out)
+    except BaseException:
+        if not out.exists():
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_interrupted_export(out: Path) -> None:
+    """Undo what a killed export into `out` left (this host's, their processes gone): put the
+    previous export back if it was moved aside and `out` is missing, remove the hidden folders."""
+    out = Path(out)
+    asides = stale_temporaries_of(_aside(out))
+    if asides and not out.exists():
+        previous = max(asides, key=lambda path: path.stat().st_mtime)
+        os.replace(previous, out)
+        asides.remove(previous)
+        log.warning("put back the previous export %s, which an export that was killed had moved aside", out)
+    for path in [*stale_temporaries_of(out), *asides]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        log.info("removed %s, left by an export that was killed", path)
 
 
 def write_view(item: ExportView, image_dir: Path) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
