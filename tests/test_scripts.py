@@ -53,7 +53,7 @@ def test_every_documented_entry_point_is_checked() -> None:
     for text in [(ROOT / "README.md").read_text(encoding="utf-8"),
                  *(p.read_text(encoding="utf-8") for p in ROOT.glob("examples/**/*.md")),
                  *(p.read_text(encoding="utf-8") for p in ROOT.glob("examples/**/*.py"))]:
-        documented |= {f"-m {m}" for m in re.findall(r"python -m (clevr_remv[\w.]*)", text)}
+        documented |= {f"-m {m}" for m in re.findall(r"python -m (clevr_remv(?:\.\w+)*)(?![.\w])", text)}
         documented |= set(re.findall(r"python (examples/[\w/]+\.py)", text))
     documented |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob("examples/**/*.py")}
     assert "-m clevr_remv.expressions.stats" in documented and "examples/read_dataset.py" in documented
