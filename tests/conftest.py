@@ -52,3 +52,17 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_dataset_again(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same arguments rendered a second time, for determinism checks."""
     return render_tiny(tmp_path_factory, "tiny-again")
+
+
+# A wide-baseline light field (3x3, 120x80, baseline 0.4: up to about 3.5 px per view step), where a
+# wrong sign or a wrong view order moves pixels far enough to show (tests/test_lightfield_*.py).
+LIGHTFIELD_ARGS = ["--scenes", "5", "--rig", "3", "--width", "120", "--height", "80", "--baseline", "0.4",
+                   "--samples", "2", "--scenes-per-shard", "2", "--seed", "7", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def lightfield_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lightfield") / "out"
+    result = run_cli("render", *LIGHTFIELD_ARGS, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
