@@ -27,6 +27,7 @@ DATASET_COMMANDS = {
     "stats": ["stats", "{dir}", "--out", "{tmp}/figures"],
     "export refcoco": ["export", "refcoco", "{dir}", "--out", "{tmp}/refcoco"],
     "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
+    "export hci": ["export", "hci", "{dir}", "--out", "{tmp}/hci"],
     "expressions": ["expressions", "{dir}"],
     "verify": ["verify", "{dir}"],
     "finalize": ["finalize", "{dir}"],

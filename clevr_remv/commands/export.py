@@ -85,3 +85,62 @@ def coco(**kwargs) -> None:
     for split, c in result["splits"].items():
         click.echo(f"{split}: {c['images']} images, {c['annotations']} object annotations")
     click.echo(f"wrote {kwargs['out']}")
+
+
+def _check_scene_range(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A malformed --scenes is a usage error (exit 2), found before the dataset is opened."""
+    from clevr_remv.lightfield.exporting import parse_scene_range
+
+    try:
+        parse_scene_range(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error).removeprefix(f"--scenes {value!r}: "), ctx, param) from None
+    return value
+
+
+def _lightfield_options(f: Callable) -> Callable:
+    """The arguments of the light-field formats: whole scenes (every view), chosen by split and index."""
+    options = [
+        click.argument("directory", type=click.Path(path_type=Path)),
+        click.option("--out", type=click.Path(path_type=Path), metavar="FOLDER", required=True,
+                     help="Folder to create, with its parents (must be empty or absent unless --overwrite)."),
+        click.option("--splits", "--split", "splits", default=None,
+                     help="Comma-separated splits [default: all, e.g. train,val,test]."),
+        click.option("--scenes", default=None, metavar="A:B", callback=_check_scene_range,
+                     help="Scene indices A to B-1 of each split (also A:, :B, or one index A) [default: all]."),
+        click.option("--workers", type=int, default=1, show_default=True, help="Processes writing shards in parallel."),
+        click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the new export is complete)."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option("-v", "--verbose", is_flag=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_lightfield(export: Callable, scenes: str | None, **kwargs) -> dict:
+    from functools import partial
+
+    return _run(partial(export, scenes=scenes), views="all", **kwargs)
+
+
+def _report_lightfield(result: dict, out: Path, unit: str) -> None:
+    for split, c in result["splits"].items():
+        click.echo(f"{split}: {c['scenes']} {unit}")
+    click.echo(f"wrote {out}")
+
+
+@command.command("hci")
+@_lightfield_options
+@click.option("--all-views", is_flag=True,
+              help="Also every view's gt_disp_lowres_CamNNN.pfm, gt_depth_lowres_CamNNN.pfm and valid_mask_CamNNN.png.")
+def hci(all_views: bool, scenes: str | None, **kwargs) -> None:
+    """HCI 4D light-field benchmark layout: OUT/<split>/<scene>/input_Cam000.png ..., parameters.cfg,
+    gt_disp_lowres.pfm, gt_depth_lowres.pfm, valid_mask.png, masks and sentences."""
+    from functools import partial
+
+    from clevr_remv.lightfield.hci import export_hci
+
+    result = _run_lightfield(partial(export_hci, all_views=all_views), scenes, **kwargs)
+    _report_lightfield(result, kwargs["out"], "scene folders")
+
