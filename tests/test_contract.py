@@ -28,6 +28,7 @@ DATASET_COMMANDS = {
     "export refcoco": ["export", "refcoco", "{dir}", "--out", "{tmp}/refcoco"],
     "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
     "export hci": ["export", "hci", "{dir}", "--out", "{tmp}/hci"],
+    "export lf-mat": ["export", "lf-mat", "{dir}", "--out", "{tmp}/lf-mat"],
     "expressions": ["expressions", "{dir}"],
     "verify": ["verify", "{dir}"],
     "finalize": ["finalize", "{dir}"],

@@ -144,3 +144,16 @@ def hci(all_views: bool, scenes: str | None, **kwargs) -> None:
     result = _run_lightfield(partial(export_hci, all_views=all_views), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], "scene folders")
 
+
+@command.command("lf-mat")
+@_lightfield_options
+@click.option("--compress", is_flag=True, help="zlib-compress the .mat files (smaller, slower to write).")
+def lf_mat(compress: bool, scenes: str | None, **kwargs) -> None:
+    """BasicLFSR .mat per scene, key LF (U, V, H, W, 3) uint8: OUT/training/, OUT/validation/, OUT/test/."""
+    from functools import partial
+
+    from clevr_remv.lightfield.lf_mat import export_lf_mat
+
+    result = _run_lightfield(partial(export_lf_mat, compress=compress), scenes, **kwargs)
+    _report_lightfield(result, kwargs["out"], ".mat files")
+
