@@ -29,6 +29,7 @@ DATASET_COMMANDS = {
     "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
     "export hci": ["export", "hci", "{dir}", "--out", "{tmp}/hci"],
     "export lf-mat": ["export", "lf-mat", "{dir}", "--out", "{tmp}/lf-mat"],
+    "export focal-stack": ["export", "focal-stack", "{dir}", "--out", "{tmp}/focal-stack"],
     "expressions": ["expressions", "{dir}"],
     "verify": ["verify", "{dir}"],
     "finalize": ["finalize", "{dir}"],

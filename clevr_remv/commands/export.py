@@ -157,3 +157,18 @@ def lf_mat(compress: bool, scenes: str | None, **kwargs) -> None:
     result = _run_lightfield(partial(export_lf_mat, compress=compress), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], ".mat files")
 
+
+@command.command("focal-stack")
+@_lightfield_options
+@click.option("--slices", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Refocused slices per scene, evenly spread over its disparity range.")
+@click.option("--compress", is_flag=True, help="zlib-compress the .mat files (smaller, slower to write).")
+def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> None:
+    """Focal stacks of the centre view (salient-object-detection layout): OUT/<split>/allfocus/, mat/
+    (key img, H x W x 3N uint8), masks/ and sentences/."""
+    from functools import partial
+
+    from clevr_remv.lightfield.focal_stack import export_focal_stack
+
+    result = _run_lightfield(partial(export_focal_stack, slices=slices, compress=compress), scenes, **kwargs)
+    _report_lightfield(result, kwargs["out"], "focal stacks")
