@@ -4,8 +4,10 @@ Exit status, the same from every `clevr-remv` command, `python -m clevr_remv...`
 `examples/` script:
 
     0    done
-    1    error: bad input, bad or damaged data, a shard that failed (one line, never a traceback)
-    2    usage error: an unknown option, a bad value, options that exclude each other
+    1    error: bad input (a value the command itself refuses, such as --scenes 0), bad or damaged
+         data, a shard that failed (one line, never a traceback)
+    2    usage error: what the parser refuses (an unknown command or option, a value of the wrong
+         type or outside its choices, a missing argument), in one line
     130  stopped by SIGINT (Ctrl-C)
     143  stopped by SIGTERM (a scheduler's pre-kill warning)
 
