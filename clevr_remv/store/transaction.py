@@ -102,6 +102,9 @@ class Transaction:
         if this raises before the journal is written."""
         if self._done or self._journaled:
             raise ValueError("a transaction commits once")
+        if not self._steps:
+            self._done = True
+            return []
         for tmp in self._staged:
             if not tmp.is_file():
                 raise ValueError(f"{tmp} was staged but never written")
@@ -271,8 +274,11 @@ def roll_forward(root: Path | str) -> list[str]:
     except OSError as error:
         raise OSError(f"{root} holds a change that stopped half-way ({journal}, `clevr-remv "
                       f"{record.get('command')}`) and it cannot be completed here: {error}") from error
-    log.warning("completed the interrupted `clevr-remv %s` in %s (pid %s on %s): %s", record.get("command"), root,
-                record.get("pid"), record.get("host"), "; ".join(actions) or "every step had already been done")
+    log.warning("%s: completed the change of an interrupted `clevr-remv %s` (pid %s on %s): %d of its %d "
+                "step(s) were left", root, record.get("command"), record.get("pid"), record.get("host"),
+                len(actions), len(record["steps"]))
+    for line in actions:
+        log.debug("completed: %s", line)
     return actions
 
 
