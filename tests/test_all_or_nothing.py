@@ -259,12 +259,13 @@ def test_quarantine_failing_at_any_step_moves_all_or_nothing(tiny_dataset: Path,
 
 # ---------------------------------------------------------------------------- real SIGKILLs
 
-# Runs `clevr-remv ARGS` and SIGKILLs itself at the K-th call of WHAT, before or after it:
-# "fs" counts renames (os.replace, os.link and the export's folder swap), "fsync" a file's fsync,
-# "png" the export's PNG writes; "fs-fallback" is "fs" where folders cannot be swapped at once.
+# Runs `clevr-remv ARGS` and sends itself SIGNAL (SIGKILL, SIGTERM, SIGINT) at the K-th call of
+# WHAT, before or after it: "fs" counts renames (os.replace, os.link and the export's folder swap),
+# "fsync" a file's fsync, "png" the export's PNG writes; "fs-fallback" is "fs" where folders
+# cannot be swapped at once.
 STOPPER = '''
 import os, signal, stat, sys
-what, k, when, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+what, k, when, stop, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 calls = 0
 def stopping(real, counted=lambda *a: True):
     def call(*a, **kw):
@@ -273,14 +274,14 @@ def stopping(real, counted=lambda *a: True):
             return real(*a, **kw)
         calls += 1
         if calls == k and when == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, stop))
         result = real(*a, **kw)
         if calls == k and when == "after":
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, stop))
         return result
     return call
 import clevr_remv.export.common as common
-if what.startswith("fs"):
+if what in ("fs", "fs-fallback"):
     os.replace, os.link = stopping(os.replace), stopping(os.link)
     if what == "fs-fallback":
         common.exchange_paths = lambda a, b: False
@@ -295,10 +296,10 @@ main(args, prog_name="clevr-remv")
 '''
 
 
-def stopped(tmp_path: Path, what: str, k: int, when: str, *args: str) -> int:
+def stopped(tmp_path: Path, what: str, k: int, when: str, *args: str, stop: str = "SIGKILL") -> int:
     script = tmp_path / "stopper.py"
     script.write_text(STOPPER)
-    return subprocess.run([sys.executable, str(script), what, str(k), when, *args], capture_output=True,
+    return subprocess.run([sys.executable, str(script), what, str(k), when, stop, *args], capture_output=True,
                           timeout=120).returncode
 
 
@@ -327,6 +328,19 @@ def test_expressions_killed_at_each_step_is_completed_by_the_next_command(
         code = stopped(tmp_path, what, k, when, "expressions", str(out), "--templates", str(templates))
         assert code == -signal.SIGKILL, f"{what} {k} {when}: never reached"
         check_after_kill(out, templates, regenerated, f"{when} {what} call {k}")
+
+
+@pytest.mark.parametrize("stop, what, k, expected", [("SIGINT", "fsync", 3, "old"), ("SIGTERM", "fs", 2, "new")])
+def test_expressions_stopped_by_sigint_or_sigterm_is_old_or_new_at_once(
+        tiny_dataset: Path, templates: Path, regenerated: dict, tmp_path: Path,
+        stop: str, what: str, k: int, expected: str) -> None:
+    """Ctrl-C while the new files are written: they are removed, the dataset is as it was (130).
+    SIGTERM once the journal is written: the change is completed on the way out (143)."""
+    out = copy(tiny_dataset, tmp_path / "out")
+    code = stopped(tmp_path, what, k, "before", "expressions", str(out), "--templates", str(templates), stop=stop)
+    assert code == 128 + getattr(signal, stop)
+    assert state(out) == regenerated[expected] and hidden(out) == []
+    verify_ok(out)
 
 
 def test_expressions_killed_at_a_random_moment(tiny_dataset: Path, templates: Path, regenerated: dict,
