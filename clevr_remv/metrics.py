@@ -1,4 +1,4 @@
-"""Referring-segmentation metrics across light-field views (DESIGN.md "Metrics").
+"""Referring-segmentation metrics across light-field views (README, "Evaluating models").
 
 Pure NumPy, so the figures can be checked by hand and reused on any model's output:
 

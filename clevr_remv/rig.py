@@ -1,6 +1,6 @@
 """Light-field camera maths: the N x N array of parallel, off-axis cameras.
 
-Conventions (see DESIGN.md): OpenCV cameras (x right, y down, z forward), pixel centres at
+Conventions (README, "Light-field rig"): OpenCV cameras (x right, y down, z forward), pixel centres at
 integer coordinates, view k = row * N + col with row 0 at the top and col 0 at the left as
 seen from behind the cameras. All cameras share the central camera's rotation and focal
 length; camera (row, col) sits (col - c, row - c) * baseline from the centre in the camera's

@@ -2,7 +2,7 @@
 
 Everything random about a scene (layout, light and camera jitter, retries) is resolved
 here, so a stored description is enough to re-render the scene or to regenerate its
-expressions. The JSON form is the `scenes` dataset of every shard (see DESIGN.md).
+expressions. The JSON form is the `scenes` dataset of every shard (README, "Output layout").
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_blender_shift_inverts_the_principal_point_rule() -> None:
     s = spec()
     for K in rig.intrinsics(s):
         sx, sy = rig.blender_shift(K, s.width, s.height)
-        # DESIGN.md: cx = W/2 - 0.5 - shift_x W, cy = H/2 - 0.5 + shift_y W.
+        # README "Light-field rig": cx = W/2 - 0.5 - shift_x W, cy = H/2 - 0.5 + shift_y W.
         assert K[0, 2] == pytest.approx(s.width / 2 - 0.5 - sx * s.width)
         assert K[1, 2] == pytest.approx(s.height / 2 - 0.5 + sy * s.width)
 

@@ -1,6 +1,6 @@
 """The published CLEVR-Remv figures that `clevr-remv stats` sets beside ours (data only).
 
-Sources: DESIGN.md's reference table and the thesis (Figures 6.5-6.7, its dataset table) as
+Sources: the published dataset's reference figures and the thesis (Figures 6.5-6.7, its dataset table) as
 quoted in issue 8. The thesis gives 6.53 / 6.53 / 6.50 objects as the mean of its Figures
 6.5-6.7, which count objects over image-text pairs; with 7-8 pairs in every scene the mean over
 pairs and the mean over scenes differ by a few hundredths, so both rows of our table show it.

@@ -1,4 +1,4 @@
-"""HDF5 storage: atomic shard writes, the manifest, and the reading API (DESIGN.md "Output layout")."""
+"""HDF5 storage: atomic shard writes, the manifest, and the reading API (README, "Output layout")."""
 
 from clevr_remv.store.atomic import atomic_path, sweep_stale_temporaries, write_json_atomic
 from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, require_manifest, write_manifest

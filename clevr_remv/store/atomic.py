@@ -1,6 +1,6 @@
 """Atomic file replacement: a shard or a manifest is either absent, the old one, or complete.
 
-DESIGN.md promises that nothing half-written is ever mistaken for data, and a re-run
+The output contract promises that nothing half-written is ever mistaken for data, and a re-run
 decides what to redo only by looking at final file names. So every writer works on a
 hidden temporary file in the same directory (same filesystem, so `os.replace` is an
 atomic rename) and renames it over the final name only after the data is on disk.

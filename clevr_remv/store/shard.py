@@ -1,4 +1,4 @@
-"""Writing and checking one HDF5 shard: the on-disk contract of DESIGN.md ("Output layout").
+"""Writing and checking one HDF5 shard: the on-disk contract (README, "Output layout").
 
 A shard holds S scenes of one split, V views each. The per-view arrays are chunked one
 view per chunk, so a reader (or a training loader that only wants the central view)
@@ -78,7 +78,7 @@ _SHARD_NAME = re.compile(r"shard-(\d+)\.h5$")
 
 
 def scene_layout(views: int, height: int, width: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape of one scene's row and dtype of every per-scene dataset (DESIGN.md's table)."""
+    """Shape of one scene's row and dtype of every per-scene dataset (the README's output table)."""
     v, h, w = views, height, width
     return {
         "images": ((v, h, w, 3), np.dtype(np.uint8)),
