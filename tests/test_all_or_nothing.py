@@ -305,7 +305,7 @@ def stopped(tmp_path: Path, what: str, k: int, when: str, *args: str, stop: str 
 
 def check_after_kill(out: Path, templates: Path, regenerated: dict, where: str) -> None:
     """The sweep keeps what a journal lists; verify completes it; a re-run finishes the job."""
-    from clevr_remv.store.atomic import stale_temporaries
+    from clevr_remv.store.cleanup import stale_temporaries
 
     if (out / JOURNAL).exists():
         listed = {out / step["source"] for step in json.loads((out / JOURNAL).read_text())["steps"]

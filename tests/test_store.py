@@ -359,7 +359,8 @@ def test_a_zombie_or_finished_process_counts_as_gone_and_a_running_one_as_alive(
     import subprocess
     import time
 
-    from clevr_remv.store.atomic import pid_is_alive, stale_temporaries
+    from clevr_remv.store.atomic import pid_is_alive
+    from clevr_remv.store.cleanup import stale_temporaries
 
     sleeper = subprocess.Popen(["sleep", "60"])
     finished = subprocess.Popen(["true"])

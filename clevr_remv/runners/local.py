@@ -35,7 +35,7 @@ from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
 from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, stop_on_signals
 from clevr_remv.shards import ShardSpec
 from clevr_remv.store import shard_is_complete
-from clevr_remv.store.atomic import sweep_stale_temporaries
+from clevr_remv.store.cleanup import sweep_stale_temporaries
 
 log = logging.getLogger(__name__)
 

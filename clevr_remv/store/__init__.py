@@ -1,6 +1,7 @@
 """HDF5 storage: atomic shard writes, the manifest, and the reading API (README, "Output layout")."""
 
-from clevr_remv.store.atomic import atomic_path, sweep_stale_temporaries, write_json_atomic
+from clevr_remv.store.atomic import atomic_path, write_json_atomic
+from clevr_remv.store.cleanup import sweep_stale_temporaries
 from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, require_manifest, write_manifest
 from clevr_remv.store.reader import DatasetReader, ShardReader
 from clevr_remv.store.split_files import split_file_path, write_split_files

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
-import logging
 import os
 import re
 import socket
@@ -21,13 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 # `.<final name>.tmp-<host>-<pid>`: the host may contain '-', the pid is the last field.
 _TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>.+)-(?P<pid>\d+)$")
 
 
-def _this_host() -> str:
+def this_host() -> str:
     return socket.gethostname().replace("/", "_") or "host"
 
 
@@ -39,7 +36,7 @@ def temp_path_for(final: Path) -> Path:
     filesystem) from writing into one file.
     """
     final = Path(final)
-    return final.with_name(f".{final.name}.tmp-{_this_host()}-{os.getpid()}")
+    return final.with_name(f".{final.name}.tmp-{this_host()}-{os.getpid()}")
 
 
 def fsync_file(path: Path) -> None:
@@ -122,38 +119,11 @@ def _is_zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
-def _stale(path: Path, host: str, final: str | None = None) -> bool:
+def is_stale_temporary(path: Path, host: str, final: str | None = None) -> bool:
     """Whether `path` is a temporary (of `final`, when given) left by a dead process of `host`."""
     match = _TEMP_NAME.match(path.name)
     return bool(match and match["host"] == host and (final is None or match["final"] == final)
                 and not pid_is_alive(int(match["pid"])))
-
-
-def stale_temporaries(root: Path) -> list[Path]:
-    """Temporary files under `root` (and its sub-directories one level down) left by dead processes.
-
-    Only files written by this host are considered: a pid says nothing about another
-    machine's processes (farm nodes share the filesystem), so theirs are never touched.
-    A file whose process is still alive is being written and is kept. (A recycled pid
-    keeps a stale file; that errs on the safe side.) So is every temporary that a journal
-    still lists (store/transaction.py): it is a complete file waiting for its rename, and
-    none is when the journal cannot be read.
-    """
-    from clevr_remv.store.transaction import journal_temporaries  # it builds on this module
-
-    root = Path(root)
-    host = _this_host()
-    if not root.is_dir():
-        return []
-    kept = journal_temporaries(root)
-    if kept is None:
-        return []
-    found = []
-    for directory in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        for path in sorted(directory.glob(".*.tmp-*")):
-            if path.is_file() and path not in kept and _stale(path, host):
-                found.append(path)
-    return found
 
 
 def stale_temporaries_of(final: Path) -> list[Path]:
@@ -161,27 +131,8 @@ def stale_temporaries_of(final: Path) -> list[Path]:
     final = Path(final)
     if not final.parent.is_dir():
         return []
-    host = _this_host()
-    return sorted(p for p in final.parent.iterdir() if _stale(p, host, final.name))
-
-
-def sweep_stale_temporaries(root: Path) -> list[Path]:
-    """Clean up after dead processes in the dataset `root`: complete the change a killed command
-    left in its journal (store/transaction.py), then remove the temporary files of dead processes
-    of this host; log and return them."""
-    from clevr_remv.store.transaction import roll_forward
-
-    roll_forward(root)
-    swept = []
-    for path in stale_temporaries(root):
-        try:
-            size = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:  # another sweeper was faster
-            continue
-        log.info("removed stale temporary file %s (%d bytes; its process is gone)", path, size)
-        swept.append(path)
-    return swept
+    host = this_host()
+    return sorted(p for p in final.parent.iterdir() if is_stale_temporary(p, host, final.name))
 
 
 def exchange_paths(a: Path, b: Path) -> bool:

@@ -18,7 +18,7 @@ temporary (`atomic.temp_path_for`) through `Transaction.stage`, and (3) `commit`
 A failure before the journal exists removes the temporaries: the dataset is unchanged. Once the
 journal exists the change is decided: a failure or an interrupt during the steps completes them
 on the way out, and after a SIGKILL the next command that opens the dataset (`roll_forward`,
-called by `manifest.require_directory` and `atomic.sweep_stale_temporaries`, so by render,
+called by `manifest.require_directory` and `cleanup.sweep_stale_temporaries`, so by render,
 finalize, verify, expressions, export and every reader) completes them.
 
 Why rolling forward is correct: the journal is written only after every temporary it names is
@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
 
-from clevr_remv.store.atomic import _this_host, fsync_dir, fsync_file, temp_path_for
+from clevr_remv.store.atomic import fsync_dir, fsync_file, temp_path_for, this_host
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Transaction:
     def _write_journal(self) -> None:
         journal = self.root / JOURNAL_NAME
         record = {"version": JOURNAL_VERSION, "id": self.id, "command": self.command,
-                  "host": _this_host(), "pid": os.getpid(), "steps": self._steps}
+                  "host": this_host(), "pid": os.getpid(), "steps": self._steps}
         tmp = temp_path_for(journal)
         try:
             tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
