@@ -35,6 +35,9 @@ EXIT_USAGE = 2
 EXIT_SIGINT = 128 + signal.SIGINT   # 130
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
+# Temporaries are removed on the way out; a multi-file change stopped after its journal was
+# written is completed instead (store/transaction.py), so either way nothing is left half done.
+STOPPED_CLEANLY = "nothing was left half-written (run the same command again to finish)"
 VERIFY_HINT = "run `clevr-remv verify {root}` to find every bad file (`--quarantine` sets them aside for re-rendering)"
 
 
@@ -135,10 +138,10 @@ def exit_code_of(error: BaseException, prog: str = "clevr-remv") -> int:
         return error.exit_code
     if isinstance(error, KeyboardInterrupt) or (isinstance(error, click.Abort)
                                                  and isinstance(error.__cause__, KeyboardInterrupt)):
-        _say(f"{prog}: stopped by SIGINT; files being written were removed, nothing complete was changed")
+        _say(f"{prog}: stopped by SIGINT; {STOPPED_CLEANLY}")
         return EXIT_SIGINT
     if isinstance(error, Terminated):
-        _say(f"{prog}: stopped by SIGTERM; files being written were removed, nothing complete was changed")
+        _say(f"{prog}: stopped by SIGTERM; {STOPPED_CLEANLY}")
         return EXIT_SIGTERM
     if isinstance(error, click.Abort):  # EOF at a prompt
         _say(f"{prog}: aborted")

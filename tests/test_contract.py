@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
+from clevr_remv.contract import STOPPED_CLEANLY
 
 PACKAGE = Path(__file__).resolve().parents[1] / "clevr_remv"
 
@@ -24,6 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "clevr_remv"
 DATASET_COMMANDS = {
     "show": ["show", "{dir}", "--out", "{tmp}/scene.png"],
     "evaluate": ["evaluate", "{dir}", "--baseline", "oracle"],
+    "evaluate-disparity": ["evaluate-disparity", "{dir}", "--baseline", "zero"],
     "stats": ["stats", "{dir}", "--out", "{tmp}/figures"],
     "export refcoco": ["export", "refcoco", "{dir}", "--out", "{tmp}/refcoco"],
     "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
@@ -143,8 +145,7 @@ def test_a_stop_signal_exits_128_plus_its_number_in_one_line(tmp_path: Path, nam
     assert process.returncode == code, err
     assert "Traceback" not in err and "Aborted!" not in err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines == [f"clevr-remv: stopped by {signal.Signals(sig).name}; files being written were removed, "
-                     "nothing complete was changed"]
+    assert lines == [f"clevr-remv: stopped by {signal.Signals(sig).name}; {STOPPED_CLEANLY}"]
 
 
 def _imports(path: Path) -> set[str]:
@@ -199,3 +200,15 @@ def test_the_contract_module_imports_no_command_store_or_renderer() -> None:
     assert _imports(PACKAGE / "contract.py") == set()
     for path in (PACKAGE / "commands").glob("*.py"):
         assert "clevr_remv.cli" not in _imports(path), path
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "{dir}"],  # neither --predictions nor --baseline
+    ["evaluate", "{dir}", "--baseline", "oracle", "--predictions", "p.h5"],
+    ["show", "{dir}"],  # nothing to write
+])
+def test_options_that_exclude_or_need_each_other_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    """Found before the dataset is even looked at: the command line itself is wrong."""
+    result = invoke(*filled(args, tmp_path / "absent", tmp_path))
+    assert result.exit_code == 2, result.output
+    assert len(result.output.splitlines()) == 1 and "(see 'clevr-remv" in result.output

@@ -37,8 +37,8 @@ def without_source(document: dict) -> dict:
     return {k: v for k, v in document.items() if k != "source"}
 
 
-def assert_one_error_line(result, *texts: str) -> None:
-    assert result.exit_code == 1, result.output
+def assert_one_error_line(result, *texts: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for text in texts:
@@ -194,16 +194,17 @@ def test_bad_predictions_end_with_one_line(tiny_dataset, tmp_path, case, texts):
     assert not (tmp_path / "scores.json").exists()
 
 
-@pytest.mark.parametrize("args, text", [
-    ([], "give --predictions"),
-    (["--baseline", "oracle", "--predictions", "x.h5"], "exclude each other"),
-    (["--baseline", "oracle", "--views", "0,12"], "view 12 is outside the 3x3 rig"),
-    (["--baseline", "oracle", "--split", "nope"], "split 'nope' not in"),
-    (["--baseline", "oracle", "--split", "test"], "split 'test'"),
-    (["--predictions", "does-not-exist.h5"], "no such predictions file"),
+@pytest.mark.parametrize("args, text, code", [
+    ([], "give --predictions", 2),  # usage errors
+    (["--baseline", "oracle", "--predictions", "x.h5"], "exclude each other", 2),
+    (["--baseline", "oracle", "--views", "0,12"], "view 12 is outside the 3x3 rig", 1),
+    (["--baseline", "oracle", "--split", "nope"], "split 'nope' not in", 1),
+    (["--baseline", "oracle", "--split", "test"], "split 'test'", 1),
+    (["--predictions", "does-not-exist.h5"], "no such predictions file", 1),
 ])
-def test_bad_arguments_end_with_one_line(tiny_dataset, args, text):
-    assert_one_error_line(invoke("evaluate", tiny_dataset, "--split", SPLIT, *args, "--no-progress"), text)
+def test_bad_arguments_end_with_one_line(tiny_dataset, args, text, code):
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, *args, "--no-progress")
+    assert_one_error_line(result, text, code=code)
 
 
 def test_a_predictions_file_without_its_datasets_is_one_line(tiny_dataset, tmp_path):

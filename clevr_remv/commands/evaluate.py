@@ -48,9 +48,9 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
         return lambda: bar.update(1)
 
     if predictions is None and baseline is None:
-        raise ValueError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
+        raise click.UsageError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
     if predictions is not None and baseline is not None:
-        raise ValueError("--predictions and --baseline exclude each other: score one at a time")
+        raise click.UsageError("--predictions and --baseline exclude each other: score one at a time")
     if json_path is not None:  # before any reading: a typo must not cost the evaluation
         check_output_file(json_path, JSON_SUFFIXES, "--json")
     if plot_path is not None:

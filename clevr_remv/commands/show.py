@@ -31,7 +31,7 @@ def command(directory: Path, split: str, index: int, out: Path | None, html: Pat
     """Draw scene I of split S of the dataset in DIRECTORY as a picture (--out) and/or a viewer (--html)."""
     setup_logging(verbose)
     if out is None and html is None:
-        raise ValueError("nothing to write: give --out FILE.png and/or --html FILE.html")
+        raise click.UsageError("nothing to write: give --out FILE.png and/or --html FILE.html")
     from clevr_remv.outputs import HTML_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
 
     if out is not None:  # before any reading
