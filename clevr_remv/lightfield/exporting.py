@@ -156,6 +156,18 @@ def split_folder(kind: str, split: str) -> str:
     return split
 
 
+Z_RLE = 3  # zlib's run-length strategy
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """PNG at zlib level 1 with the run-length strategy (Z_RLE; any PNG reader reads it): for a
+    480x320 view 8.6 ms of CPU and 87 kB, against 10.2 ms and 111 kB with zlib's default strategy
+    at the same level and 33 ms and 86 kB at PIL's default level 6 (measured on one rendered view)."""
+    from PIL import Image
+
+    Image.fromarray(image).save(path, compress_level=1, compress_type=Z_RLE)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Round a float image in 0..255 to uint8."""
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)

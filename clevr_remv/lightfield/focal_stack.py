@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from clevr_remv.lightfield.exporting import export_lightfield, to_uint8
+from clevr_remv.lightfield.exporting import export_lightfield, to_uint8, write_png
 from clevr_remv.lightfield.refocus import focal_stack, focal_stack_disparities
 from clevr_remv.lightfield.scenes import LightFieldScene, scenes_json
 
@@ -37,7 +37,7 @@ def scene_focal_stack(scene: LightFieldScene, slices: int) -> tuple[np.ndarray, 
 def write_focal_stack_scene(scene: LightFieldScene, staging: Path, options: dict[str, Any]) -> int:
     from scipy.io import savemat
 
-    from clevr_remv.export.common import write_json, write_png
+    from clevr_remv.export.common import write_json
 
     base = staging / scene.split
     for folder in FOLDERS:

@@ -29,7 +29,7 @@ import numpy as np
 
 from clevr_remv import __version__, rig
 from clevr_remv.lightfield.disparity import infinity_disparity
-from clevr_remv.lightfield.exporting import export_lightfield
+from clevr_remv.lightfield.exporting import export_lightfield, write_png
 from clevr_remv.lightfield.pfm import write_pfm
 from clevr_remv.lightfield.scenes import LightFieldScene, scenes_json
 
@@ -110,7 +110,7 @@ def valid_mask_image(valid: np.ndarray) -> np.ndarray:
 
 def write_hci_scene(scene: LightFieldScene, staging: Path, options: dict[str, Any]) -> int:
     """Write one scene's folder; returns the views written (input images)."""
-    from clevr_remv.export.common import write_json, write_png
+    from clevr_remv.export.common import write_json
 
     folder = staging / scene.split / scene.name
     folder.mkdir(parents=True)

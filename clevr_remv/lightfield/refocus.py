@@ -66,9 +66,7 @@ class ShiftedViews:
 
     def sampled(self, view: int, dy: float, dx: float) -> np.ndarray:
         """View `view` sampled at (y + dy, x + dx) for every centre pixel (y, x): (H, W, C) float32."""
-        fy, fx = np.floor(dy), np.floor(dx)
-        a, b = np.float32(dy - fy), np.float32(dx - fx)
-        y0, x0 = self.pad + int(fy), self.pad + int(fx)
+        (y0, a), (x0, b) = self._split(dy), self._split(dx)
         h, w = self.height, self.width
         src = self.padded[view]
         top = src[y0:y0 + h, x0:x0 + w] * ((1 - a) * (1 - b))
@@ -87,13 +85,36 @@ class ShiftedViews:
         return self.sampled(view, -r * disparity, -c * disparity)
 
     def refocus(self, disparity: float, views: Sequence[int] | None = None) -> np.ndarray:
-        """The mean of the chosen views (all by default) resampled at `disparity`: (H, W, C) float32."""
+        """The mean of the chosen views (all by default) resampled at `disparity`: (H, W, C) float32.
+
+        The same as averaging `at_disparity` of every view, in half the work: a view's shift is
+        (−(r − c₀)·d, −(c − c₀)·d), so the views of one rig row share their vertical shift; each
+        view is shifted horizontally (two taps) into its row's sum, and each row's sum vertically.
+        """
         self.grow(disparity)
-        chosen = range(self.views) if views is None else views
-        total = np.zeros((self.height, self.width, self.channels), np.float32)
+        chosen = list(range(self.views) if views is None else views)
+        rows: dict[float, list[int]] = {}
         for view in chosen:
-            total += self.at_disparity(view, disparity)
+            rows.setdefault(float(self.steps[view][0]), []).append(view)
+        h, w = self.height, self.width
+        total = np.zeros((h, w, self.channels), np.float32)
+        for r, in_row in rows.items():
+            row_sum = np.zeros((self.padded.shape[1], w, self.channels), np.float32)
+            for view in in_row:
+                x0, b = self._split(-self.steps[view][1] * disparity)
+                row_sum += self.padded[view, :, x0:x0 + w] * (1 - b)
+                if b:
+                    row_sum += self.padded[view, :, x0 + 1:x0 + 1 + w] * b
+            y0, a = self._split(-r * disparity)
+            total += row_sum[y0:y0 + h] * (1 - a)
+            if a:
+                total += row_sum[y0 + 1:y0 + 1 + h] * a
         return total / np.float32(len(chosen))
+
+    def _split(self, shift: float) -> tuple[int, np.float32]:
+        """Start index in the padded axis and bilinear weight of the next sample, for a shift."""
+        whole = np.floor(shift)
+        return self.pad + int(whole), np.float32(shift - whole)
 
 
 def refocus(images: np.ndarray, disparity: float, grid: int | None = None) -> np.ndarray:
