@@ -6,6 +6,14 @@
     test = RefDataset("out", "test", views="corners")     # the four corner views
     sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id, scene, object, view
 
+`sample="lightfield"` gives one sample per pair instead, with the chosen views stacked:
+
+    lf = RefDataset("out", "test", views="all", sample="lightfield", disparity=True)
+    s = lf[0]   # image (V,H,W,3), mask (V,H,W) bool, disparity (V,H,W), visible (V,), views, sentence ...
+
+`depth=True` / `disparity=True` add each view's depth (scene units, +inf background) and disparity
+(pixels per view step, `clevr_remv.lightfield`) in either mode.
+
 It has the shape of a PyTorch map-style `Dataset` (`__len__`, `__getitem__`) without
 importing torch, so `torch.utils.data.DataLoader(RefDataset(...), num_workers=4)` works
 as is. Construction reads only the small per-pair datasets; `__getitem__` decompresses one
@@ -32,6 +40,7 @@ import numpy as np
 from clevr_remv.rig import centre_view, corner_views
 
 ViewSpec = str | int | Sequence[int]
+SAMPLE_KINDS = ("view", "lightfield")  # RefDataset(sample=...): one sample per (pair, view), or per pair
 
 
 def select_views(views: ViewSpec, grid: int) -> list[int]:
@@ -104,16 +113,25 @@ class RefDataset:
     `visible_only` (default True) leaves out (pair, view) samples whose referent is below the
     visibility threshold in that view (`refs/visible`), as the thesis does. `transform`, if
     given, is called on each sample dict and its result returned instead.
+
+    `sample="lightfield"`: one sample per pair with the chosen views stacked in the given order
+    (image (V, H, W, 3), mask (V, H, W), `visible` (V,) bool, `views`); `visible_only` then keeps
+    the pairs whose referent is visible in at least one chosen view. `depth` and `disparity` add
+    those maps (float32, per view) to the samples of either mode.
     """
 
     def __init__(self, root: Path | str, split: str, views: ViewSpec = "center", *,
+                 sample: str = "view", depth: bool = False, disparity: bool = False,
                  visible_only: bool = True, transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
         from clevr_remv.store import DatasetReader
 
+        if sample not in SAMPLE_KINDS:
+            raise ValueError(f"sample {sample!r}: choose {' or '.join(map(repr, SAMPLE_KINDS))}")
         self.root = Path(root)
         self.split = split
         self.transform = transform
         self.visible_only = visible_only
+        self.sample, self.depth, self.disparity = sample, bool(depth), bool(disparity)
         reader = DatasetReader(self.root)
         reader.require_split(split)
         self.grid = rig_grid(reader.manifest)
@@ -121,7 +139,8 @@ class RefDataset:
         self.shards: list[str] = [str(p) for p in reader.shard_paths(split)]
 
         view_array = np.asarray(self.views, dtype=np.int16)
-        parts = [_index_shard(path, view_array, visible_only, self.root) for path in self.shards]
+        per_pair = sample == "lightfield"
+        parts = [_index_shard(path, view_array, visible_only, self.root, per_pair) for path in self.shards]
         # Per pair (R, all shards): id, referent, split-wide scene index, sentence.
         self.ref_ids = _concat([p["id"] for p in parts], np.int64)
         self.ref_objects = _concat([p["object"] for p in parts], np.int16)
@@ -133,7 +152,11 @@ class RefDataset:
         self._row = _concat([p["row"] for p in parts], np.int32)
         self._pair = _concat([p["pair"] + offsets[n] for n, p in enumerate(parts)], np.int64)
         self._view = _concat([p["view"] for p in parts], np.int16)
+        # Light-field samples: the referent's visibility in each chosen view.
+        self._visible = (np.concatenate([p["visible"] for p in parts]) if parts and per_pair
+                         else np.zeros((len(self._pair), len(self.views)), bool))
         self._files: dict[int, Any] = {}
+        self._specs: dict[tuple[int, int], Any] = {}
         self._pid = os.getpid()
 
     # -- the map-style Dataset protocol
@@ -147,28 +170,66 @@ class RefDataset:
         i = int(i) % len(self)
         shard, row, view = int(self._shard[i]), int(self._row[i]), int(self._view[i])
         pair = int(self._pair[i])
-        f = self._file(shard)
         obj = int(self.ref_objects[pair])
-        from clevr_remv.store.reader import reading_shard
-
-        with reading_shard(self.shards[shard], self.root, f"view {view} of scene row {row}"):
-            image, mask = f["images"][row, view], f["masks"][row, view]
+        views = self.views if self.sample == "lightfield" else [view]
+        pixels = self._read(shard, row, views)
         sample = {
-            "image": image,
-            "mask": mask == obj,
+            "image": pixels["image"],
+            "mask": pixels["mask"] == obj,
             "sentence": self.sentences[pair],
             "ref_id": int(self.ref_ids[pair]),
             "scene": int(self.ref_scenes[pair]),
             "object": obj,
-            "view": view,
             "shard": self.shards[shard],
             "row": row,
         }
+        sample.update({k: pixels[k] for k in ("depth", "disparity") if k in pixels})
+        if self.sample == "lightfield":
+            sample.update(views=list(self.views), visible=self._visible[i].copy())
+        else:
+            sample = {k: (v[0] if k in ("image", "mask", "depth", "disparity") else v) for k, v in sample.items()}
+            sample["view"] = view
         return self.transform(sample) if self.transform is not None else sample
 
+    def _read(self, shard: int, row: int, views: Sequence[int]) -> dict[str, np.ndarray]:
+        """image, mask (and depth, disparity if asked for) of `views` of one scene, stacked (V, ...)."""
+        from clevr_remv.store.reader import reading_shard
+
+        f = self._file(shard)
+        names = {"image": "images", "mask": "masks"}
+        if self.depth or self.disparity:
+            names["depth"] = "depth"
+        out: dict[str, list[np.ndarray]] = {key: [] for key in names}
+        for view in views:  # one chunk per view and dataset
+            with reading_shard(self.shards[shard], self.root, f"view {view} of scene row {row}"):
+                for key, name in names.items():
+                    out[key].append(f[name][row, view])
+        pixels = {key: np.stack(values) for key, values in out.items()}
+        if self.disparity:
+            from clevr_remv.lightfield.disparity import disparity_from_depth
+
+            pixels["disparity"] = disparity_from_depth(self._spec(shard, row), pixels["depth"])
+            if not self.depth:
+                del pixels["depth"]
+        return pixels
+
+    def _spec(self, shard: int, row: int) -> Any:
+        """The rig of one scene (its camera position is jittered per scene), read once per process."""
+        spec = self._specs.get((shard, row))
+        if spec is None:
+            from clevr_remv.scene import Scene
+            from clevr_remv.store.reader import reading_shard
+
+            with reading_shard(self.shards[shard], self.root, f"scenes[{row}]"):
+                text = self._file(shard)["scenes"].asstr()[row]
+            spec = self._specs[(shard, row)] = Scene.from_json(text).rig
+        return spec
+
     def __repr__(self) -> str:
-        return (f"RefDataset({str(self.root)!r}, {self.split!r}, views={describe_views(self.views, self.grid)!r}, "
-                f"visible_only={self.visible_only}): {len(self)} samples")
+        extra = "".join(f", {k}=True" for k in ("depth", "disparity") if getattr(self, k))
+        kind = ", sample='lightfield'" if self.sample == "lightfield" else ""
+        return (f"RefDataset({str(self.root)!r}, {self.split!r}, views={describe_views(self.views, self.grid)!r}"
+                f"{kind}{extra}, visible_only={self.visible_only}): {len(self)} samples")
 
     # -- file handles: one set per process, never pickled
 
@@ -199,21 +260,26 @@ class RefDataset:
         self._pid = os.getpid()
 
 
-def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path) -> dict[str, Any]:
-    """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only."""
+def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path, per_pair: bool = False) -> dict[str, Any]:
+    """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only;
+    `per_pair`: one sample per pair (view -1) with its visibility in each chosen view."""
     from clevr_remv.store.reader import open_shard, reading_shard
 
     with open_shard(path, root) as f, reading_shard(path, root, "refs"):
         g = f["refs"]
         rows = g["scene"][()].astype(np.int32)
-        keep = g["visible"][()][:, views]
-        if not visible_only:
-            keep = np.ones_like(keep, dtype=bool)
-        pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
+        visible = g["visible"][()][:, views]
+        keep = visible if visible_only else np.ones_like(visible, dtype=bool)
+        if per_pair:
+            pair = np.flatnonzero(keep.any(axis=1))
+            view, visible = np.full(len(pair), -1), visible[pair]
+        else:
+            pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
+            view = views[which]
         return {
             "id": g["id"][()], "object": g["object"][()], "scene": scene_indices(f)[rows],
             "sentences": g["expression"].asstr()[()].tolist(),
-            "row": rows[pair], "pair": pair.astype(np.int64), "view": views[which],
+            "row": rows[pair], "pair": pair.astype(np.int64), "view": view, "visible": visible,
         }
 
 
