@@ -30,6 +30,7 @@ from clevr_remv.store.atomic import atomic_path
 
 JPEG_QUALITY = 90
 SMALL_VIEW_PIXELS = 160 * 120
+FOCUS_SLICES = 12  # the focus slider's refocused slices of the centre view, as `export focal-stack`
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
 
@@ -66,8 +67,20 @@ def script_json(obj: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def focus_data(data: SceneViews, image_format: str, slices: int = FOCUS_SLICES) -> dict[str, Any]:
+    """The focus slider's focal stack: the centre view refocused (`clevr_remv.lightfield.refocus`) at
+    `slices` disparities spread over the scene's range, as data URIs, with those disparities."""
+    from clevr_remv.lightfield import disparity_from_depth, disparity_range, focal_stack, focal_stack_disparities
+
+    low, high = disparity_range(disparity_from_depth(data.scene.rig, data.depth), data.depth)
+    disparities = focal_stack_disparities(low, high, slices)
+    stack = np.clip(np.rint(focal_stack(data.images, disparities, data.grid)), 0, 255).astype(np.uint8)
+    return {"disparities": [round(float(d), 3) for d in disparities],
+            "images": [data_uri(image, image_format) for image in stack]}
+
+
 def viewer_data(data: SceneViews, image_format: str = "auto") -> dict[str, Any]:
-    """What the page's script needs: views, depth maps, object polygons per view, sentences."""
+    """What the page's script needs: views, depth maps, object polygons per view, sentences, focal stack."""
     h, w = data.size
     image_format = resolve_format(image_format, w, h)
     low, high = depth_range(data.depth)
@@ -93,6 +106,7 @@ def viewer_data(data: SceneViews, image_format: str = "auto") -> dict[str, Any]:
         "shapes": shapes,
         "refs": [{"id": s.id, "object": s.object, "text": s.text, "family": s.family,
                   "visible": [bool(v) for v in s.visible]} for s in data.sentences],
+        "focus": focus_data(data, image_format),
     }
 
 
@@ -133,6 +147,7 @@ def render_page(data: SceneViews, image_format: str = "auto") -> str:
                                 f"{len(data.sentences)} sentences"),
         "RENDERING": "pixelated" if w < 240 else "auto",
         "VIEWBOX": f"-0.5 -0.5 {w} {h}",
+        "FOCUS_MAX": str(FOCUS_SLICES - 1),
         "DEPTH_MIN": html.escape(f"{low:.2f}"),
         "DEPTH_MAX": html.escape(f"{high:.2f}"),
         "DEPTH_GRADIENT": html.escape(_depth_gradient()),
