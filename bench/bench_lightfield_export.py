@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from clevr_remv.export import export_refcoco  # noqa: E402
 from clevr_remv.lightfield.disparity_evaluation import evaluate_disparity  # noqa: E402
-from clevr_remv.lightfield.focal_stack import export_focal_stack  # noqa: E402
+from clevr_remv.lightfield.focal_stack_export import export_focal_stack  # noqa: E402
 from clevr_remv.lightfield.hci import export_hci  # noqa: E402
 from clevr_remv.lightfield.lf_mat import export_lf_mat  # noqa: E402
 from clevr_remv.store import DatasetReader  # noqa: E402

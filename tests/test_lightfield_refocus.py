@@ -99,3 +99,16 @@ def test_slices_option(lightfield_dataset: Path, tmp_path: Path) -> None:
     assert scio.loadmat(str(tmp_path / "a/val/mat/val_00000.mat"))["img"].shape == (80, 120, 9)
     result = export("focal-stack", str(lightfield_dataset), "--out", str(tmp_path / "b"), "--slices", "0")
     assert result.exit_code == 2 and "--slices" in result.output
+
+
+def test_the_public_functions_survive_importing_every_submodule() -> None:
+    """A submodule named like a function of the package would replace it once imported."""
+    import importlib
+    import pkgutil
+
+    import clevr_remv.lightfield as lightfield
+
+    for info in pkgutil.iter_modules(lightfield.__path__):
+        importlib.import_module(f"clevr_remv.lightfield.{info.name}")
+    for name in lightfield.__all__:
+        assert callable(getattr(lightfield, name)) and not isinstance(getattr(lightfield, name), type(lightfield)), name

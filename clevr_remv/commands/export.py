@@ -168,7 +168,7 @@ def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> No
     (key img, H x W x 3N uint8), masks/ and sentences/."""
     from functools import partial
 
-    from clevr_remv.lightfield.focal_stack import export_focal_stack
+    from clevr_remv.lightfield.focal_stack_export import export_focal_stack
 
     result = _run_lightfield(partial(export_focal_stack, slices=slices, compress=compress), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], "focal stacks")
