@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from clevr_remv import __version__, rig
+from clevr_remv import __version__, provenance, rig
 from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
@@ -104,6 +104,7 @@ def shard_attrs(config: RenderConfig, shard: ShardSpec, blender: str) -> dict:
         "config": json.dumps(config.identity(), sort_keys=True),
         "generator_version": __version__,
         "blender_version": blender,
+        provenance.ATTRIBUTE: provenance.render_code_fingerprint(),
         "first_scene": shard.first_scene,
         "scene_count": shard.scene_count,
         "rig_grid": config.grid,
@@ -164,10 +165,13 @@ def check_output(out: Path, config: RenderConfig) -> None:
     if manifest is not None:
         _compare(ours, manifest.get("config", {}), out / "dataset.json")
     shards = plan_shards(config)
+    complete = []
     for shard in shards:
         path = shard.path(out)
         if shard_is_complete(path):
-            _compare(ours, json.loads(read_shard_attrs(path)["config"]), path)
+            complete.append((path, read_shard_attrs(path)))
+            _compare(ours, json.loads(complete[-1][1]["config"]), path)
+    provenance.warn_of_other_code(complete)
     planned = {s.name for s in shards}
     stray = [p for p in out.glob("*/shard-*.h5") if p.relative_to(out).as_posix() not in planned]
     if stray:
@@ -257,6 +261,8 @@ def dataset_manifest(config: RenderConfig, blender: str, attrs: dict[str, dict])
         "blender_version": blender,
         # Every Blender that rendered a shard: farms may mix 4.5 and 5.x (images differ by noise).
         "blender_versions": sorted(versions),
+        # Likewise every version of the pixel-deciding code (a resume after an upgrade).
+        "render_codes": provenance.codes_of(attrs[s.name] for s in shards),
         "master_seed": config.seed,
         "config": config.identity(),
         "views": config.views,
@@ -294,6 +300,9 @@ def run(config: RenderConfig, out: Path, executor: Executor,
         tick = progress(sum(s.scene_count for s in todo) * config.views) if progress else None
         outcome = executor.execute(config, out, todo, tick)
         blender, failed = outcome.blender, outcome.failed
+        # A writer killed by an earlier run that was still dying when this one began kept its
+        # temporary through the first sweep; it is gone by now.
+        sweep_stale_temporaries(out)
     manifest = finish_dataset(config, out, blender or blender_from_shards(config, out))
     if manifest:
         log.info("dataset complete: %s", manifest)
