@@ -45,7 +45,7 @@ def tiny_render(scene, visible_pixels: np.ndarray) -> SceneRender:
     views = len(visible_pixels)
     return SceneRender(scene, np.zeros((views, 1, 1, 3), np.uint8), np.zeros((views, 1, 1), np.uint8),
                        np.zeros((views, 1, 1), np.float32), np.tile(np.eye(3), (views, 1, 1)),
-                       np.tile(np.eye(4), (views, 1, 1)), visible_pixels)
+                       np.tile(np.eye(4), (views, 1, 1)), visible_pixels, visible_pixels)
 
 
 def build(out: Path, scenes: int, distinct: int, seed: int = 0) -> None:

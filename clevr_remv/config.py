@@ -15,6 +15,7 @@ from typing import Any
 
 from clevr_remv.devices import DEVICE_REQUESTS
 from clevr_remv.scene import SPLITS, Vec3
+from clevr_remv.vocabulary import MAX_OBJECTS
 
 REFERENCE_PIXELS = 480 * 320
 REFERENCE_MIN_VISIBLE = 200
@@ -75,6 +76,8 @@ QUALITY_PRESETS: dict[str, Quality] = {
 # they existed. identity() leaves such a field out at that value, so a config stored without it
 # (which from_dict fills with the same default) still compares equal to the same settings today.
 _QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False}
+# The same for RenderConfig's own fields.
+_FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class RenderConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     visibility_attempts: int = 100
     layout: LayoutConfig = field(default_factory=LayoutConfig)
+    amodal_masks: bool = False  # store every object's amodal mask per view (render --amodal-masks)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -125,6 +129,9 @@ class RenderConfig:
         for name, before in _QUALITY_FIELDS_ADDED_LATER.items():
             if d["quality"][name] == before:
                 del d["quality"][name]
+        for name, before in _FIELDS_ADDED_LATER.items():
+            if d[name] == before:
+                del d[name]
         return json.loads(json.dumps(d))  # the JSON form, as stored, so stored and new compare equal
 
     def with_(self, **changes: Any) -> "RenderConfig":
@@ -164,7 +171,8 @@ BLENDER_BASE_BYTES = 512 * 2**20
 def scene_memory_bytes(config: RenderConfig) -> int:
     """An estimate (on the high side) of the memory one worker needs to render one scene."""
     pixels = config.width * config.height
-    return config.views * pixels * SCENE_BYTES_PER_VIEW_PIXEL + pixels * RENDER_BYTES_PER_PIXEL + BLENDER_BASE_BYTES
+    per_view_pixel = SCENE_BYTES_PER_VIEW_PIXEL + (MAX_OBJECTS if config.amodal_masks else 0)  # bool amodal masks
+    return config.views * pixels * per_view_pixel + pixels * RENDER_BYTES_PER_PIXEL + BLENDER_BASE_BYTES
 
 
 def machine_memory_bytes() -> int:
@@ -220,7 +228,8 @@ def render_arguments(config: RenderConfig) -> list[str]:
             "--quality", presets[0]]
     if config.quality.samples != QUALITY_PRESETS[presets[0]].samples:
         args += ["--samples", str(config.quality.samples)]
-    return args + ["--depth-bits", str(config.depth_mantissa_bits), "--scenes-per-shard", str(config.scenes_per_shard)]
+    args += ["--depth-bits", str(config.depth_mantissa_bits), "--scenes-per-shard", str(config.scenes_per_shard)]
+    return args + (["--amodal-masks"] if config.amodal_masks else [])
 
 
 def to_dict(config: RenderConfig) -> dict[str, Any]:

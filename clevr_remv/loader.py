@@ -4,7 +4,9 @@
 
     train = RefDataset("out", "train")                    # centre view only, as the thesis trains
     test = RefDataset("out", "test", views="corners")     # the four corner views
-    sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id, scene, object, view
+    sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id, scene, object, view,
+                       # visible_fraction (the referent's visible / amodal pixels in that view; NaN
+                       # in datasets rendered before it existed)
 
 `sample="lightfield"` gives one sample per pair instead, with the chosen views stacked:
 
@@ -146,6 +148,9 @@ class RefDataset:
         self.ref_objects = _concat([p["object"] for p in parts], np.int16)
         self.ref_scenes = _concat([p["scene"] for p in parts], np.int64)
         self.sentences: list[str] = [s for p in parts for s in p["sentences"]]
+        # Per pair and view of the rig: the referent's visible fraction (NaN in datasets without it).
+        self.ref_fractions = (np.concatenate([p["fraction"] for p in parts]) if parts
+                              else np.zeros((0, self.grid * self.grid), np.float32))
         # Per sample: shard, row, pair (index into the per-pair arrays) and view.
         offsets = np.cumsum([0] + [len(p["id"]) for p in parts])
         self._shard = _concat([np.full(len(p["pair"]), n, np.int32) for n, p in enumerate(parts)], np.int32)
@@ -185,10 +190,12 @@ class RefDataset:
         }
         sample.update({k: pixels[k] for k in ("depth", "disparity") if k in pixels})
         if self.sample == "lightfield":
-            sample.update(views=list(self.views), visible=self._visible[i].copy())
+            sample.update(views=list(self.views), visible=self._visible[i].copy(),
+                          visible_fraction=self.ref_fractions[pair, self.views].copy())
         else:
             sample = {k: (v[0] if k in ("image", "mask", "depth", "disparity") else v) for k, v in sample.items()}
             sample["view"] = view
+            sample["visible_fraction"] = float(self.ref_fractions[pair, view])
         return self.transform(sample) if self.transform is not None else sample
 
     def _read(self, shard: int, row: int, views: Sequence[int]) -> dict[str, np.ndarray]:
@@ -268,7 +275,10 @@ def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path, p
     with open_shard(path, root) as f, reading_shard(path, root, "refs"):
         g = f["refs"]
         rows = g["scene"][()].astype(np.int32)
-        visible = g["visible"][()][:, views]
+        all_visible = g["visible"][()]
+        fraction = (g["visible_fraction"][()] if "visible_fraction" in g
+                    else np.full(all_visible.shape, np.nan, np.float32))  # written before schema 3
+        visible = all_visible[:, views]
         keep = visible if visible_only else np.ones_like(visible, dtype=bool)
         if per_pair:
             pair = np.flatnonzero(keep.any(axis=1))
@@ -280,6 +290,7 @@ def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path, p
             "id": g["id"][()], "object": g["object"][()], "scene": scene_indices(f)[rows],
             "sentences": g["expression"].asstr()[()].tolist(),
             "row": rows[pair], "pair": pair.astype(np.int64), "view": view, "visible": visible,
+            "fraction": fraction.astype(np.float32),
         }
 
 

@@ -1,7 +1,7 @@
 """The path one scene walks, seed to shard, and the loop over shards.
 
 seed -> layout (re-drawn while the cheap centre-view probe shows a hidden object)
-     -> render all views -> visibility -> expressions -> shard (atomic) -> manifest (last).
+     -> render all views -> visibility -> expressions -> amodal masks -> shard (atomic) -> manifest (last).
 The renderer is passed in, so this module never imports Blender.
 """
 
@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from clevr_remv import __version__, provenance, rig
+from clevr_remv.amodal import amodal
 from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
@@ -84,17 +85,23 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
     stopwatch = stopwatch or Stopwatch()
     scene = draw_scene(config, split, index, renderer.probe_centre_mask)
     views = renderer.render_scene(scene, on_view)
+    intrinsics, world_to_camera = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
     with stopwatch.section("annotate"):
         counts = visible_pixels(views.masks)
         expressions = generate_pairs(scene, counts, config.min_visible_pixels, resolve_templates(None))
+    with stopwatch.section("amodal"):
+        amodal_counts, amodal_kept = amodal(scene, views.masks, views.depth, intrinsics, world_to_camera,
+                                            keep_masks=config.amodal_masks)
     render = SceneRender(
         scene=scene,
         images=views.images,
         masks=views.masks,
         depth=round_mantissa(views.depth, config.depth_mantissa_bits),
-        intrinsics=rig.intrinsics(scene.rig),
-        world_to_camera=rig.world_to_camera(scene.rig),
+        intrinsics=intrinsics,
+        world_to_camera=world_to_camera,
         visible_pixels=counts,
+        amodal_pixels=amodal_counts,
+        amodal_masks=amodal_kept,
     )
     return render, expressions
 
@@ -126,7 +133,7 @@ def render_shard(config: RenderConfig, shard: ShardSpec, out: Path, renderer: Re
     stopwatch = stopwatch or Stopwatch()
     expressions = []  # a few refs per scene; the pixels go to disk scene by scene
     with ShardWriter(shard.path(out), shard.scene_count, config.views, config.height, config.width,
-                     split=shard.split, shard_index=shard.index) as writer:
+                     split=shard.split, shard_index=shard.index, amodal_masks=config.amodal_masks) as writer:
         for index in shard.scene_indices:
             render, scene_expressions = render_scene(config, shard.split, index, renderer, on_view, stopwatch)
             with stopwatch.section("write"):

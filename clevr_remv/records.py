@@ -24,6 +24,8 @@ class SceneRender:
     intrinsics: np.ndarray  # float64 (V, 3, 3)
     world_to_camera: np.ndarray  # float64 (V, 4, 4)
     visible_pixels: np.ndarray  # int32 (V, MAX_OBJECTS)
+    amodal_pixels: np.ndarray | None = None  # int32 (V, MAX_OBJECTS), in-image (clevr_remv/amodal.py)
+    amodal_masks: np.ndarray | None = None  # bool (V, MAX_OBJECTS, H, W), only under render --amodal-masks
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from clevr_remv.image_quality import psnr
 from clevr_remv.render.passes import read_passes
 
 OTHER_PYTHON = "CLEVR_REMV_OTHER_BPY_PYTHON"
-IDENTICAL = ("masks", "depth", "visible_pixels", "cameras/intrinsics", "cameras/world_to_camera",
-             "refs/scene", "refs/object", "refs/expression", "refs/family", "refs/program", "refs/visible", "refs/id")
+IDENTICAL = ("masks", "depth", "visible_pixels", "amodal_pixels", "cameras/intrinsics", "cameras/world_to_camera",
+             "refs/scene", "refs/object", "refs/expression", "refs/family", "refs/program", "refs/visible",
+             "refs/visible_fraction", "refs/id")
 
 
 def shard_paths(out: Path) -> list[Path]:

@@ -65,6 +65,7 @@ def make_render(index: int, rng: np.random.Generator) -> SceneRender:
         intrinsics=rng.normal(size=(V, 3, 3)),
         world_to_camera=rng.normal(size=(V, 4, 4)),
         visible_pixels=rng.integers(0, 500, (V, MAX_OBJECTS), dtype=np.int32),
+        amodal_pixels=rng.integers(500, 900, (V, MAX_OBJECTS), dtype=np.int32),
     )
 
 

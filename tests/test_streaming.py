@@ -39,7 +39,7 @@ def test_streamed_shard_equals_write_shard(tmp_path: Path, rng) -> None:
     with h5py.File(tmp_path / "a" / "shard-00000.h5") as a, h5py.File(tmp_path / "b" / "shard-00000.h5") as b:
         names = []
         a.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-        assert len(names) == 14
+        assert len(names) == 16
         for name in names:
             np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
         assert dict(a.attrs) == dict(b.attrs)

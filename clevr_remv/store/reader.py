@@ -159,6 +159,18 @@ class ShardReader:
         with self._reading("visible_pixels[{row}]", i):
             return self._file["visible_pixels"][i]
 
+    def amodal_pixels(self, i: int) -> np.ndarray | None:
+        """(V, 10) int32: pixels each object would cover with nothing in front of it (in-image), per
+        view; None in datasets written before schema version 3."""
+        with self._reading("amodal_pixels[{row}]", i):
+            return self._file["amodal_pixels"][i] if "amodal_pixels" in self._file else None
+
+    def amodal_masks(self, i: int, v: int) -> np.ndarray | None:
+        """(10, H, W) bool amodal masks of view `v` (object k at k-1); None unless the dataset was
+        rendered with --amodal-masks."""
+        with self._reading("amodal_masks[{row}, {view}]", i, v):
+            return self._file["amodal_masks"][i, v] if "amodal_masks" in self._file else None
+
     def refs(self) -> list[dict[str, Any]]:
         """All referring pairs of the shard, one dict per pair (`scene` is the row here)."""
         with self._reading("refs"):
@@ -172,6 +184,8 @@ class ShardReader:
                 "program": g["program"].asstr()[()].tolist(),
                 "visible": list(g["visible"][()]),
             }
+            if "visible_fraction" in g:  # schema 3: visible / amodal pixels of the referent per view
+                columns["visible_fraction"] = list(g["visible_fraction"][()])
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 

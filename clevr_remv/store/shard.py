@@ -19,13 +19,17 @@ from typing import Any
 import h5py
 import numpy as np
 
+from clevr_remv.occlusion import ref_fractions
 from clevr_remv.records import Ref, SceneRender
 from clevr_remv.scene import Scene
 from clevr_remv.store.atomic import atomic_path
 from clevr_remv.vocabulary import MAX_OBJECTS
 
 # 2: the pixel datasets carry Fletcher-32 checksums (1 had none; readers handle both).
-SCHEMA_VERSION = 2
+# 3: `amodal_pixels`, `refs/visible_fraction` and, optionally, `amodal_masks` (README, "Occlusion");
+#    readers and `verify` accept 2 and 3 (DATASETS_SINCE says what a version-2 file lacks).
+SCHEMA_VERSION = 3
+SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
 
 # Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
 # filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
@@ -58,6 +62,7 @@ SCENE_DATASETS: tuple[str, ...] = (
     "cameras/intrinsics",
     "cameras/world_to_camera",
     "visible_pixels",
+    "amodal_pixels",
     "scenes",
 )
 REF_DATASETS: tuple[str, ...] = (
@@ -67,8 +72,12 @@ REF_DATASETS: tuple[str, ...] = (
     "refs/family",
     "refs/program",
     "refs/visible",
+    "refs/visible_fraction",
     "refs/id",
 )
+# Datasets added after version 2, with the schema version that added them.
+DATASETS_SINCE: dict[str, int] = {"amodal_pixels": 3, "refs/visible_fraction": 3}
+AMODAL_MASKS = "amodal_masks"  # optional (render --amodal-masks): bool (S, V, N_max, H, W), one view per chunk
 ALL_DATASETS: tuple[str, ...] = SCENE_DATASETS + REF_DATASETS
 
 _SHARD_NAME = re.compile(r"shard-(\d+)\.h5$")
@@ -77,31 +86,50 @@ _SHARD_NAME = re.compile(r"shard-(\d+)\.h5$")
 # ---------------------------------------------------------------------------- validation
 
 
-def scene_layout(views: int, height: int, width: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape of one scene's row and dtype of every per-scene dataset (the README's output table)."""
+def file_schema(f: h5py.File) -> int:
+    """The schema version of an open shard or split file."""
+    return int(f.attrs.get("schema_version", SCHEMA_VERSION))
+
+
+def in_schema(names: dict | tuple, schema: int) -> dict | tuple:
+    """`names` (a layout or a tuple of dataset names) without the datasets `schema` predates."""
+    if isinstance(names, dict):
+        return {k: v for k, v in names.items() if DATASETS_SINCE.get(k, 0) <= schema}
+    return tuple(k for k in names if DATASETS_SINCE.get(k, 0) <= schema)
+
+
+def scene_layout(views: int, height: int, width: int, schema: int = SCHEMA_VERSION,
+                 amodal_masks: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape of one scene's row and dtype of every per-scene dataset (the README's output table),
+    as schema version `schema` has them; `amodal_masks` adds the optional amodal masks."""
     v, h, w = views, height, width
-    return {
+    layout = {
         "images": ((v, h, w, 3), np.dtype(np.uint8)),
         "masks": ((v, h, w), np.dtype(np.uint8)),
         "depth": ((v, h, w), np.dtype(np.float32)),
         "cameras/intrinsics": ((v, 3, 3), np.dtype(np.float64)),
         "cameras/world_to_camera": ((v, 4, 4), np.dtype(np.float64)),
         "visible_pixels": ((v, MAX_OBJECTS), np.dtype(np.int32)),
+        "amodal_pixels": ((v, MAX_OBJECTS), np.dtype(np.int32)),
         "scenes": ((), STRING),
     }
+    if amodal_masks:
+        layout[AMODAL_MASKS] = ((v, MAX_OBJECTS, h, w), np.dtype(bool))
+    return in_schema(layout, schema)
 
 
-def ref_layout(views: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape of one pair's row and dtype of every `refs/*` dataset."""
-    return {
+def ref_layout(views: int, schema: int = SCHEMA_VERSION) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape of one pair's row and dtype of every `refs/*` dataset (of schema version `schema`)."""
+    return in_schema({
         "refs/scene": ((), np.dtype(np.int32)),
         "refs/object": ((), np.dtype(np.int16)),
         "refs/expression": ((), STRING),
         "refs/family": ((), STRING),
         "refs/program": ((), STRING),
         "refs/visible": ((views,), np.dtype(bool)),
+        "refs/visible_fraction": ((views,), np.dtype(np.float32)),
         "refs/id": ((), np.dtype(np.int64)),
-    }
+    }, schema)
 
 
 # The pixel datasets, chunked one view per chunk, with their filters.
@@ -109,10 +137,12 @@ PIXEL_DATASETS: dict[str, dict[str, Any]] = {
     "images": IMAGE_COMPRESSION,
     "masks": MASK_COMPRESSION,
     "depth": DEPTH_COMPRESSION,
+    AMODAL_MASKS: MASK_COMPRESSION,
 }
 # What SceneRender calls each per-scene array; None: must have exactly the contract's dtype.
 _RENDER_FIELDS = {"images": "images", "masks": "masks", "depth": "depth", "cameras/intrinsics": "intrinsics",
-                  "cameras/world_to_camera": "world_to_camera", "visible_pixels": "visible_pixels"}
+                  "cameras/world_to_camera": "world_to_camera", "visible_pixels": "visible_pixels",
+                  "amodal_pixels": "amodal_pixels"}
 _EXACT_DTYPE = {"images", "masks"}
 
 
@@ -121,6 +151,8 @@ def _check_render(r: SceneRender, views: int, height: int, width: int) -> None:
     layout = scene_layout(views, height, width)
     for dataset, name in _RENDER_FIELDS.items():
         shape, dtype = layout[dataset]
+        if getattr(r, name) is None:
+            raise ValueError(f"scene {r.scene.index}: no {name}")
         arr = np.asarray(getattr(r, name))
         if arr.shape != shape:
             raise ValueError(f"scene {r.scene.index}: {name} has shape {arr.shape}, expected {shape}")
@@ -212,9 +244,9 @@ def _resolve_shard_index(path: Path, attrs: dict[str, Any], shard_index: int | N
 # ---------------------------------------------------------------------------- writing
 
 
-def _create_scene_datasets(f: h5py.File, s: int, v: int, h: int, w: int) -> None:
+def _create_scene_datasets(f: h5py.File, s: int, v: int, h: int, w: int, amodal_masks: bool = False) -> None:
     """Create the per-scene datasets with one-view chunks for the pixel arrays."""
-    for name, (shape, dtype) in scene_layout(v, h, w).items():
+    for name, (shape, dtype) in scene_layout(v, h, w, amodal_masks=amodal_masks).items():
         if name in PIXEL_DATASETS:
             f.create_dataset(name, (s, *shape), dtype, chunks=(1, 1, *shape[1:]), **PIXEL_DATASETS[name])
         else:
@@ -225,6 +257,10 @@ def _write_scene(f: h5py.File, i: int, r: SceneRender) -> None:
     """Write one scene into row `i` of every per-scene dataset (casts to the stored dtypes)."""
     for dataset, name in _RENDER_FIELDS.items():
         f[dataset][i] = np.asarray(getattr(r, name), dtype=f[dataset].dtype)
+    if AMODAL_MASKS in f:
+        if r.amodal_masks is None or np.shape(r.amodal_masks) != f[AMODAL_MASKS].shape[1:]:
+            raise ValueError(f"scene {r.scene.index}: amodal_masks must have shape {f[AMODAL_MASKS].shape[1:]}")
+        f[AMODAL_MASKS][i] = np.asarray(r.amodal_masks, dtype=bool)
     f["scenes"][i] = r.scene.to_json()
 
 
@@ -248,6 +284,9 @@ def _write_refs(f: h5py.File, refs: Sequence[Sequence[Ref]], views: int) -> None
         g.create_dataset(name, data=_strings([getattr(r, name) for _, r in flat]), shape=(len(flat),), dtype=STRING)
     visible = np.array([np.asarray(r.visible, dtype=bool) for _, r in flat], dtype=bool).reshape(len(flat), views)
     g.create_dataset("visible", data=visible)
+    if "amodal_pixels" in f:  # schema 3: derived from the pixel counts, so replace_refs keeps it right
+        g.create_dataset("visible_fraction", data=ref_fractions(
+            f["visible_pixels"][()], f["amodal_pixels"][()], g["scene"][()], g["object"][()]).reshape(len(flat), views))
     g.create_dataset("id", data=np.array([r.id for _, r in flat], dtype=np.int64).reshape(-1))
 
 
@@ -278,12 +317,13 @@ class ShardWriter:
     """
 
     def __init__(self, path: Path, scenes: int, views: int, height: int, width: int, *,
-                 split: str, shard_index: int) -> None:
+                 split: str, shard_index: int, amodal_masks: bool = False) -> None:
         if scenes < 1:
             raise ValueError("a shard needs at least one scene")
         self.path = Path(path)
         self.scenes, self.views, self.height, self.width = scenes, views, height, width
         self.split, self.shard_index = split, int(shard_index)
+        self.amodal_masks = amodal_masks
         self._refs: list[list[Ref]] = []
         self._ids: set[int] = set()
         self._stack = ExitStack()
@@ -295,7 +335,7 @@ class ShardWriter:
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.path))
             self._file = stack.enter_context(h5py.File(tmp, "w"))
-            _create_scene_datasets(self._file, self.scenes, self.views, self.height, self.width)
+            _create_scene_datasets(self._file, self.scenes, self.views, self.height, self.width, self.amodal_masks)
             self._stack = stack.pop_all()
         return self
 
@@ -364,7 +404,8 @@ def write_shard(
     _check_refs(refs, [len(r.scene.objects) for r in renders], v)
     split_name = _resolve_split(renders, attrs, split)
     index = _resolve_shard_index(path, attrs, shard_index)
-    with ShardWriter(path, len(renders), v, h, w, split=split_name, shard_index=index) as writer:
+    with ShardWriter(path, len(renders), v, h, w, split=split_name, shard_index=index,
+                     amodal_masks=renders[0].amodal_masks is not None) as writer:
         for render, scene_refs in zip(renders, refs):
             writer.add(render, scene_refs)
         writer.commit(attrs)
@@ -415,10 +456,11 @@ def shard_is_complete(path: Path) -> bool:
         with h5py.File(path, "r") as f:
             if "schema_version" not in f.attrs:
                 return False
-            if not all(isinstance(f.get(name), h5py.Dataset) for name in ALL_DATASETS):
+            schema = file_schema(f)
+            if not all(isinstance(f.get(name), h5py.Dataset) for name in in_schema(ALL_DATASETS, schema)):
                 return False
-            scenes = {f[name].shape[0] for name in SCENE_DATASETS}
-            refs = {f[name].shape[0] for name in REF_DATASETS}
+            scenes = {f[name].shape[0] for name in in_schema(SCENE_DATASETS, schema)}
+            refs = {f[name].shape[0] for name in in_schema(REF_DATASETS, schema)}
             return len(scenes) == 1 and len(refs) == 1
     except Exception:  # any HDF5 error means the file is not usable data
         return False
@@ -437,6 +479,11 @@ def read_shard_attrs(path: Path) -> dict[str, Any]:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMAS",
+    "DATASETS_SINCE",
+    "AMODAL_MASKS",
+    "file_schema",
+    "in_schema",
     "IMAGE_COMPRESSION",
     "MASK_COMPRESSION",
     "DEPTH_COMPRESSION",

@@ -24,10 +24,12 @@ import numpy as np
 
 from clevr_remv.store.atomic import atomic_path
 from clevr_remv.store.shard import (
+    AMODAL_MASKS,
     SCHEMA_VERSION,
     STRING,
     _attr_value,
     attrs_dict,
+    file_schema,
     ref_layout,
     scene_layout,
 )
@@ -57,36 +59,43 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
     the virtual datasets always map the final shard names.
     """
     root = Path(root)
-    counts, first_attrs, shard_refs = [], {}, []
+    counts, first_attrs, shard_refs, schemas, with_masks = [], {}, [], [], []
     for i, name in enumerate(shard_names):
         with h5py.File((read_from or {}).get(name, root / name), "r") as f:
             counts.append(int(f["scenes"].shape[0]))
             if i == 0:
                 first_attrs = attrs_dict(f)
+            schemas.append(file_schema(f))
+            with_masks.append(AMODAL_MASKS in f)
             shard_refs.append(read_refs(f, views))
+    # The split file offers what every shard holds (an old dataset resumed by a newer version mixes them).
+    schema = min(schemas, default=SCHEMA_VERSION)
     offsets = np.cumsum([0, *counts])[:-1].astype(np.int64)
-    refs = concatenate_refs(shard_refs, offsets, views)
+    refs = concatenate_refs(shard_refs, offsets, views, schema)
     path = split_file_path(root, split)
     with nullcontext(Path(into)) if into is not None else atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            for dataset, (shape, dtype) in scene_layout(views, height, width).items():
+            layout = scene_layout(views, height, width, schema, bool(with_masks) and all(with_masks))
+            for dataset, (shape, dtype) in layout.items():
                 _virtual(f, dataset, shard_names, counts, shape, dtype)
-            for dataset, (shape, dtype) in ref_layout(views).items():
+            for dataset, (shape, dtype) in ref_layout(views, schema).items():
                 f.create_dataset(dataset, data=refs[dataset], shape=refs[dataset].shape, dtype=dtype,
                                  track_times=False)
-            _write_split_attrs(f, first_attrs, split, shard_names, offsets, int(sum(counts)))
+            _write_split_attrs(f, first_attrs, split, shard_names, offsets, int(sum(counts)), schema)
     return path
 
 
 def read_refs(f: h5py.File, views: int) -> dict[str, np.ndarray]:
-    """Every `refs/*` dataset of an open shard (or split file), strings decoded."""
-    return {name: f[name].asstr()[()] if f[name].dtype == STRING else f[name][()] for name in ref_layout(views)}
+    """Every `refs/*` dataset of an open shard (or split file) of its schema version, strings decoded."""
+    return {name: f[name].asstr()[()] if f[name].dtype == STRING else f[name][()]
+            for name in ref_layout(views, file_schema(f))}
 
 
-def concatenate_refs(parts: Sequence[dict[str, np.ndarray]], offsets: Sequence[int], views: int) -> dict[str, np.ndarray]:
+def concatenate_refs(parts: Sequence[dict[str, np.ndarray]], offsets: Sequence[int], views: int,
+                     schema: int = SCHEMA_VERSION) -> dict[str, np.ndarray]:
     """The refs of a split from its shards' refs: `refs/scene` moved by each shard's first row."""
     out = {}
-    for name, (shape, dtype) in ref_layout(views).items():
+    for name, (shape, dtype) in ref_layout(views, schema).items():
         arrays = [p[name] + np.int32(o) if name == "refs/scene" else p[name] for p, o in zip(parts, offsets)]
         empty = np.zeros((0, *shape), dtype=object if dtype == STRING else dtype)
         out[name] = np.concatenate([empty, *arrays]).astype(object if dtype == STRING else dtype)
@@ -117,12 +126,12 @@ def _virtual(f: h5py.File, dataset: str, shard_names: Sequence[str], counts: Seq
 
 
 def _write_split_attrs(f: h5py.File, shard_attrs: dict[str, Any], split: str, shard_names: Sequence[str],
-                       offsets: np.ndarray, total: int) -> None:
+                       offsets: np.ndarray, total: int, schema: int = SCHEMA_VERSION) -> None:
     """The dataset-wide attributes of the first shard (config, rig, versions) and the split's own."""
     for key, value in shard_attrs.items():
         if key not in _PER_SHARD_ATTRS:
             f.attrs[key] = _attr_value(value)
-    f.attrs["schema_version"] = SCHEMA_VERSION
+    f.attrs["schema_version"] = schema
     f.attrs["split"] = split
     f.attrs.create("shards", np.array(list(shard_names), dtype=object), dtype=STRING)
     f.attrs["scene_offsets"] = offsets

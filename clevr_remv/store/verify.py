@@ -27,11 +27,14 @@ from clevr_remv.scene import SPLITS, Scene
 from clevr_remv.shards import ShardSpec, plan_shards
 from clevr_remv.store.completion import stored_config
 from clevr_remv.store.manifest import MANIFEST_NAME, manifest_path, read_manifest, require_directory
+from clevr_remv.occlusion import ref_fractions
 from clevr_remv.store.shard import (
+    AMODAL_MASKS,
     PIXEL_DATASETS,
-    SCHEMA_VERSION,
+    SUPPORTED_SCHEMAS,
     STRING,
     attrs_dict,
+    file_schema,
     ref_layout,
     scene_layout,
 )
@@ -95,10 +98,13 @@ class VerifyReport:
 
 def _check_attrs(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> list[str]:
     attrs = attrs_dict(f)
-    expected = {"schema_version": SCHEMA_VERSION, "split": spec.split, "shard_index": spec.index,
+    expected = {"split": spec.split, "shard_index": spec.index,
                 "first_scene": spec.first_scene, "scene_count": spec.scene_count}
     problems = [f"attribute {key} is {attrs.get(key)!r}, expected {value!r}"
                 for key, value in expected.items() if attrs.get(key) != value]
+    if attrs.get("schema_version") not in SUPPORTED_SCHEMAS:
+        problems.append(f"attribute schema_version is {attrs.get('schema_version')!r}, expected one of "
+                        f"{', '.join(map(str, SUPPORTED_SCHEMAS))}")
     try:
         stored = json.loads(attrs.get("config", "null"))
     except (TypeError, json.JSONDecodeError):
@@ -113,8 +119,9 @@ def _check_structure(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> Non
     problems = []
     rows: dict[str, int] = {}
     miscounted: dict[int, list[str]] = {}
-    layouts = [(scene_layout(config.views, config.height, config.width), spec.scene_count),
-               (ref_layout(config.views), None)]
+    schema = file_schema(f) if f.attrs.get("schema_version") in SUPPORTED_SCHEMAS else max(SUPPORTED_SCHEMAS)
+    layouts = [(scene_layout(config.views, config.height, config.width, schema, config.amodal_masks), spec.scene_count),
+               (ref_layout(config.views, schema), None)]
     for layout, count in layouts:
         for name, (shape, dtype) in layout.items():
             ds = f.get(name)
@@ -134,7 +141,7 @@ def _check_structure(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> Non
     for n, names in miscounted.items():  # one message per count, not one per dataset
         which = "every per-scene dataset" if len(names) == len(layouts[0][0]) else ", ".join(names)
         problems.append(f"holds {n} scenes, the plan has {spec.scene_count} ({which})")
-    ref_rows = {rows[name] for name in ref_layout(config.views) if name in rows}
+    ref_rows = {rows[name] for name in ref_layout(config.views, schema) if name in rows}
     if len(ref_rows) > 1:
         problems.append(f"refs/* datasets have different lengths {sorted(ref_rows)}")
     if problems:
@@ -162,6 +169,11 @@ def _check_pixels(f: h5py.File, n_objects: list[int], problems: list[str],
                   on_view: Callable[[], None] | None) -> None:
     """Read every chunk of the pixel datasets (one view each); masks against the object counts."""
     images, masks, depth, visible = f["images"], f["masks"], f["depth"], f["visible_pixels"][()]
+    amodal = f["amodal_pixels"][()] if "amodal_pixels" in f else None
+    amodal_masks = f[AMODAL_MASKS] if AMODAL_MASKS in f else None
+    if amodal is not None and (amodal < visible).any():
+        row, v, k = (int(i[0]) for i in np.nonzero(amodal < visible))
+        problems.append(f"amodal_pixels[{row}, {v}] of object {k + 1} is below its visible pixels")
     for row, n in enumerate(n_objects):
         for v in range(masks.shape[1]):
             for ds in (images, depth):
@@ -179,8 +191,25 @@ def _check_pixels(f: h5py.File, n_objects: list[int], problems: list[str],
                     problems.append(f"masks[{row}, {v}] holds object {int(mask.max())}, the scene has {n}")
                 elif not np.array_equal(counts[1:MAX_OBJECTS + 1], visible[row, v]):
                     problems.append(f"masks[{row}, {v}] pixel counts differ from visible_pixels")
+                if amodal_masks is not None:
+                    _check_amodal_view(amodal_masks, row, v, mask, amodal, problems)
             if on_view is not None:
                 on_view()
+
+
+def _check_amodal_view(amodal_masks: h5py.Dataset, row: int, v: int, mask: np.ndarray, amodal: np.ndarray | None,
+                       problems: list[str]) -> None:
+    """One view's amodal masks: readable, counted by amodal_pixels, each containing its rendered mask."""
+    try:
+        view = amodal_masks[row, v]
+    except OSError as error:
+        problems.append(f"{AMODAL_MASKS}[{row}, {v}] unreadable ({_short(error)})")
+        return
+    if amodal is not None and not np.array_equal(view.sum(axis=(1, 2)), amodal[row, v]):
+        problems.append(f"{AMODAL_MASKS}[{row}, {v}] pixel counts differ from amodal_pixels")
+    outside = [k + 1 for k in range(view.shape[0]) if (~view[k] & (mask == k + 1)).any()]
+    if outside:
+        problems.append(f"{AMODAL_MASKS}[{row}, {v}] of object {outside[0]} misses some of its visible pixels")
 
 
 def _short(error: Exception) -> str:
@@ -202,6 +231,10 @@ def _check_refs(f: h5py.File, n_objects: list[int], views: int, problems: list[s
                         f"(scene row {int(scene[i])} has {int(limits[i])} objects)")
     if len(np.unique(ids)) != len(ids):
         problems.append("refs/id holds duplicates")
+    if "refs/visible_fraction" in refs and "amodal_pixels" in f and not bad_scene.any() and not bad_object.any():
+        expected = ref_fractions(f["visible_pixels"][()], f["amodal_pixels"][()], scene, obj)
+        if not np.array_equal(refs["refs/visible_fraction"], expected, equal_nan=True):
+            problems.append("refs/visible_fraction differs from visible_pixels / amodal_pixels")
     if int(f.attrs.get("pair_count", len(ids))) != len(ids):
         problems.append(f"attribute pair_count is {int(f.attrs['pair_count'])}, refs hold {len(ids)} pairs")
     return refs
@@ -295,7 +328,12 @@ def verify_split_file(root: Path, split: str, shards: list[ShardSpec], contents:
     with f:
         if [str(n) for n in np.atleast_1d(f.attrs.get("shards", []))] != names:
             problems.append(f"attribute shards does not list {names}")
-        for name, (shape, _dtype) in scene_layout(config.views, config.height, config.width).items():
+        schema = file_schema(f)
+        if schema not in SUPPORTED_SCHEMAS:
+            problems.append(f"attribute schema_version is {schema}, expected one of {', '.join(map(str, SUPPORTED_SCHEMAS))}")
+            schema = max(SUPPORTED_SCHEMAS)
+        layout = scene_layout(config.views, config.height, config.width, schema, config.amodal_masks and schema >= 3)
+        for name, (shape, _dtype) in layout.items():
             ds = f.get(name)
             if not isinstance(ds, h5py.Dataset) or ds.shape != (sum(counts), *shape):
                 problems.append(f"{name} is missing or has the wrong shape")
@@ -311,13 +349,14 @@ def verify_split_file(root: Path, split: str, shards: list[ShardSpec], contents:
             if missing:
                 problems.append(f"{name} maps the missing file {missing[0]}")
         if all(n in contents for n in names):
-            expected = concatenate_refs([contents[n].refs for n in names], offsets, config.views)
+            expected = concatenate_refs([contents[n].refs for n in names], offsets, config.views, schema)
             try:
                 stored = read_refs(f, config.views)
             except (KeyError, OSError) as error:
                 return problems + [f"refs unreadable ({_short(error)})"]
             for name, want in expected.items():
-                if stored[name].shape != want.shape or not np.array_equal(stored[name], want):
+                if name not in stored or stored[name].shape != want.shape or not np.array_equal(
+                        stored[name], want, equal_nan=want.dtype.kind == "f"):
                     problems.append(f"{name} differs from the shards' refs")
     return problems
 
