@@ -283,6 +283,7 @@ class GroundTruth:
     row: np.ndarray  # (R,) scene row in that shard
     object: np.ndarray  # (R,) referent, 1-based
     visible: np.ndarray  # (R, V) bool
+    fraction: np.ndarray | None = None  # (R, V) float32 refs/visible_fraction; None in datasets without it
 
     @property
     def centre(self) -> int:
@@ -303,6 +304,7 @@ def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
     grid = rig_grid(reader.manifest)
     paths = tuple(reader.shard_paths(split))
     parts: dict[str, list[np.ndarray]] = {"ids": [], "shard": [], "row": [], "object": [], "visible": []}
+    fractions: list[np.ndarray | None] = []
     height = width = 0
     for s, path in enumerate(paths):
         with open_shard(path, reader.root) as f:
@@ -314,13 +316,15 @@ def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
                 parts["row"].append(g["scene"][()].astype(np.int64))
                 parts["object"].append(g["object"][()].astype(np.int64))
                 parts["visible"].append(g["visible"][()].astype(bool))
+                fractions.append(g["visible_fraction"][()] if "visible_fraction" in g else None)
             if views != grid * grid:
                 raise ValueError(f"{path}: {views} views, but the manifest says a {grid}x{grid} rig")
     if not parts["ids"] or sum(len(a) for a in parts["ids"]) == 0:
         raise ValueError(f"split {split!r} of {reader.root} has no referring pairs to evaluate")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    fraction = None if any(f is None for f in fractions) else np.concatenate(fractions)
     return GroundTruth(root=reader.root, split=split, grid=grid, height=int(height), width=int(width),
-                       shard_paths=paths, **arrays)
+                       shard_paths=paths, fraction=fraction, **arrays)
 
 
 # ------------------------------------------------------------------------------ checking predictions
@@ -444,6 +448,7 @@ class Evaluation:
     source: str  # the predictions path, or "baseline oracle" / "baseline centre-mask"
     split: str
     pairs: int  # pairs in the split
+    by_occlusion: list | None = None  # evaluate_occlusion.OcclusionBin per bin, with by="occlusion"
 
 
 def evaluated_views(chosen: Sequence[int], grid: int) -> list[int]:
@@ -457,16 +462,22 @@ def evaluated_views(chosen: Sequence[int], grid: int) -> list[int]:
 
 def evaluate(root: Path | str, split: str = "test", predictions: Path | str | None = None,
              baseline: str | None = None, views: ViewSpec | None = None,
-             progress: Callable[[int], Callable[[], None]] | None = None) -> Evaluation:
+             progress: Callable[[int], Callable[[], None]] | None = None, by: str | None = None) -> Evaluation:
     """Score `predictions` (a file or PNG folder) or a `baseline` on `split` of the dataset in `root`.
 
     `views`: "center", "corners", "all" or indices; default: the views present in the predictions, or
     the corners and the centre for a baseline. The centre is evaluated as well whenever another view is,
-    for MVR. `progress(total)` returns a callback called once per (scene, view).
+    for MVR. `progress(total)` returns a callback called once per (scene, view). `by="occlusion"` adds
+    every figure per bin of the referent's visible fraction (clevr_remv/evaluate_occlusion.py).
     """
     if (predictions is None) == (baseline is None):
         raise ValueError("give either predictions or a baseline (oracle, centre-mask)")
+    if by not in (None, "occlusion"):
+        raise ValueError(f"unknown --by {by!r} (choose occlusion)")
     truth = load_ground_truth(root, split)
+    if by == "occlusion" and truth.fraction is None:
+        raise ValueError(f"{truth.root} has no refs/visible_fraction (rendered before schema version 3), "
+                         f"so --by occlusion cannot bin its pairs; render it again with this version")
     with ExitStack() as stack:
         if predictions is not None:
             preds = open_predictions(predictions)
@@ -492,7 +503,12 @@ def evaluate(root: Path | str, split: str = "test", predictions: Path | str | No
         tick = progress(n_scenes * len(to_score)) if progress is not None else None
         inter, union, include = count_overlaps(truth, to_score, predict, tick)
     report = score_views(inter, union, include, to_score, truth.grid, chosen=chosen)
-    return Evaluation(report=report, source=source, split=split, pairs=len(truth.ids))
+    bins = None
+    if by == "occlusion":
+        from clevr_remv.evaluate_occlusion import score_by_occlusion
+
+        bins = score_by_occlusion(inter, union, include, truth.fraction[:, to_score], to_score, truth.grid, chosen)
+    return Evaluation(report=report, source=source, split=split, pairs=len(truth.ids), by_occlusion=bins)
 
 
 # ------------------------------------------------------------------------------ reporting
@@ -505,7 +521,12 @@ def _finite(x: float) -> float | None:
 def report_json(evaluation: Evaluation) -> dict[str, Any]:
     """The `--json` document; IoUs and P@K as fractions 0..1, MVR as a fraction (0.022 = 2.2 %), NaN as null."""
     r = evaluation.report
-    return {
+    extra = {}
+    if evaluation.by_occlusion is not None:
+        from clevr_remv.evaluate_occlusion import bins_json
+
+        extra["by_occlusion"] = bins_json(evaluation.by_occlusion)
+    return extra | {
         "views": {str(v): {k: _finite(x) if isinstance(x, float) else x for k, x in s.as_dict().items()}
                   for v, s in r.views.items()},
         "mean": {k: _finite(v) for k, v in r.mean.items()},
@@ -555,14 +576,25 @@ def format_report(evaluation: Evaluation) -> str:
         lines.append("MVR: n/a (only the centre view evaluated)")
     else:
         lines.append(f"MVR (overall IoU): {_pct(r.mvr_oiou)} %   MVR (mean IoU): {_pct(r.mvr_miou)} %")
+    if evaluation.by_occlusion is not None:
+        from clevr_remv.evaluate_occlusion import format_bins
+
+        lines += ["", format_bins(evaluation.by_occlusion, r.chosen)]
     return "\n".join(lines)
 
 
 def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     """Overall IoU over the N×N view grid as a heat map (views not evaluated blank), written atomically
-    as PNG, SVG or PDF after the suffix of `path`."""
+    as PNG, SVG or PDF after the suffix of `path`; with `--by occlusion`, overall IoU against the
+    referent's visible fraction instead."""
     path = Path(path)
     fmt = check_suffix(path, PICTURE_SUFFIXES, "plot_report")
+    if evaluation.by_occlusion is not None:  # --by occlusion: overall IoU against the visible fraction
+        from clevr_remv.evaluate_occlusion import plot_bins
+
+        plot_bins(evaluation.by_occlusion, f"Overall IoU by visible fraction: {evaluation.source}\n"
+                  f"{evaluation.split}, views {','.join(map(str, evaluation.report.chosen))}", path, fmt)
+        return
     import matplotlib
 
     matplotlib.use("Agg")

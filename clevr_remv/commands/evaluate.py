@@ -27,10 +27,14 @@ log = logging.getLogger("clevr_remv")
               help="Also write the figures as JSON (atomically; its folder must exist).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png|svg|pdf", default=None,
               help="Draw overall IoU over the view grid as a heat map (format from the suffix).")
+@click.option("--by", type=click.Choice(["occlusion"]), default=None,
+              help="Also give every figure per bin of the referent's visible fraction (1.0, [0.75,1), "
+                   "[0.5,0.75), [0.25,0.5), (0,0.25)) with the (pair, view) count per bin; --plot then draws "
+                   "overall IoU against the visible fraction.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 def command(dataset: Path, split: str, predictions: Path | None, baseline: str | None, views: str | None,
-            json_path: Path | None, plot_path: Path | None, no_progress: bool, verbose: bool) -> None:
+            json_path: Path | None, plot_path: Path | None, by: str | None, no_progress: bool, verbose: bool) -> None:
     """Score referring-segmentation masks on DATASET view by view.
 
     Prints P@0.5 ... P@0.9, mean IoU and overall IoU per view, their mean and standard deviation over the
@@ -56,7 +60,7 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
     if plot_path is not None:
         check_output_file(plot_path, PICTURE_SUFFIXES, "--plot")
     evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
-                          progress=progress)
+                          progress=progress, by=by)
     click.echo(format_report(evaluation))
     with naming_final_paths():
         if json_path is not None:

@@ -1,0 +1,78 @@
+"""`evaluate --by occlusion`: the figures per bin of visible fraction equal a direct computation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from clevr_remv.metrics import THRESHOLDS
+from clevr_remv.occlusion import BIN_NAMES, bin_index
+from clevr_remv.store import DatasetReader
+from conftest import run_cli
+
+
+def direct(dataset: Path, split: str, views: list[int], centre_mask: bool) -> dict[str, dict]:
+    """Pooled P@K, mIoU, oIoU and (pair, view) count per bin, straight from the shards."""
+    ious, inters, unions, bins = [], [], [], []
+    for path in DatasetReader(dataset).shard_paths(split):
+        with h5py.File(path, "r") as f:
+            masks = f["masks"][()]
+            for row, obj, visible, fraction in zip(f["refs/scene"][()], f["refs/object"][()], f["refs/visible"][()],
+                                                   f["refs/visible_fraction"][()]):
+                for view in views:
+                    if not visible[view]:
+                        continue
+                    target = masks[row, view] == obj
+                    prediction = masks[row, len(visible) // 2] == obj if centre_mask else target
+                    inter, union = (prediction & target).sum(), (prediction | target).sum()
+                    inters.append(inter), unions.append(union), ious.append(inter / union)
+                    bins.append(int(bin_index(fraction[view])))
+    ious, inters, unions, bins = map(np.array, (ious, inters, unions, bins))
+    out = {}
+    for b, name in enumerate(BIN_NAMES):
+        m = bins == b
+        out[name] = {"pairs": int(m.sum())}
+        if m.any():
+            out[name].update({f"p@{k:g}": float(np.mean(ious[m] >= k)) for k in THRESHOLDS})
+            out[name].update(miou=float(ious[m].mean()), oiou=float(inters[m].sum() / unions[m].sum()))
+    return out
+
+
+@pytest.mark.parametrize("baseline", ["centre-mask", "oracle"])
+def test_by_occlusion_equals_direct_computation(lightfield_dataset: Path, tmp_path: Path, baseline: str) -> None:
+    report, plot = tmp_path / "report.json", tmp_path / "occlusion.png"
+    result = run_cli("evaluate", str(lightfield_dataset), "--split", "train", "--baseline", baseline,
+                     "--views", "all", "--by", "occlusion", "--json", str(report), "--plot", str(plot),
+                     "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "by the referent's visible fraction" in result.output and plot.stat().st_size > 1000
+    by = json.loads(report.read_text())["by_occlusion"]
+    assert list(by) == list(BIN_NAMES)
+    expected = direct(lightfield_dataset, "train", list(range(9)), baseline == "centre-mask")
+    assert sum(e["pairs"] for e in expected.values()) > 0
+    assert sum(e["pairs"] for name, e in expected.items() if name != "1.0") > 0  # some occlusion to bin
+    for name, want in expected.items():
+        got = by[name]["pooled"]
+        assert got["pairs"] == want["pairs"], name
+        for key, value in want.items():
+            if key != "pairs":
+                assert got[key] == pytest.approx(value, abs=1e-12), (name, key)
+        if baseline == "oracle" and want["pairs"]:
+            assert got["oiou"] == 1.0 and by[name]["mvr_oiou"] in (0.0, None)
+    total = sum(by[name]["views"]["4"]["pairs"] for name in BIN_NAMES)
+    assert total == json.loads(report.read_text())["views"]["4"]["pairs"]  # every visible pair in one bin
+
+
+def test_by_occlusion_needs_visible_fractions(tiny_dataset: Path, tmp_path: Path) -> None:
+    from test_amodal import make_old
+
+    old = make_old(tiny_dataset, tmp_path / "old")
+    result = run_cli("evaluate", str(old), "--split", "train", "--baseline", "oracle", "--by", "occlusion",
+                     "--no-progress")
+    assert result.exit_code == 1 and "no refs/visible_fraction" in result.output
+    result = run_cli("evaluate", str(old), "--split", "train", "--baseline", "oracle", "--by", "color")
+    assert result.exit_code == 2
