@@ -50,3 +50,46 @@ def bin_index(fraction: np.ndarray) -> np.ndarray:
         out[above & below & (out < 0)] = i
     return out
 
+
+# Fine histogram of visible fractions (stats): [NaN (outside the image), 0 (hidden), 20 bins of width
+# 0.05 over (0, 1), 1.0 (unoccluded)]. The bins of BINS are sums of these (0.25, 0.5 and 0.75 are edges).
+FINE_BINS = 20
+HISTOGRAM_LENGTH = FINE_BINS + 3
+
+
+def fraction_histogram(fraction: np.ndarray) -> np.ndarray:
+    """int64 (HISTOGRAM_LENGTH,) counts of `fraction` values in the fine histogram's slots."""
+    f = np.asarray(fraction, np.float64).ravel()
+    slot = np.full(f.shape, FINE_BINS + 2)  # 1.0
+    slot[np.isnan(f)] = 0
+    slot[f == 0] = 1
+    inside = (f > 0) & (f < 1)
+    slot[inside] = 2 + np.minimum(np.floor(f[inside] * FINE_BINS).astype(np.int64), FINE_BINS - 1)
+    return np.bincount(slot, minlength=HISTOGRAM_LENGTH).astype(np.int64)
+
+
+def summarise_histogram(counts: np.ndarray) -> dict:
+    """stats.json's account of a fine histogram: counts, the BINS counts and shares, the mean fraction."""
+    counts = np.asarray(counts, np.int64)
+    fine = counts[2:2 + FINE_BINS]
+    step = 1.0 / FINE_BINS
+    per_bin = {"1.0": int(counts[-1]),
+               "[0.75,1)": int(fine[round(0.75 / step):].sum()),
+               "[0.5,0.75)": int(fine[round(0.5 / step):round(0.75 / step)].sum()),
+               "[0.25,0.5)": int(fine[round(0.25 / step):round(0.5 / step)].sum()),
+               "(0,0.25)": int(fine[:round(0.25 / step)].sum())}
+    binned = sum(per_bin.values())
+    centres = (np.arange(FINE_BINS) + 0.5) * step
+    seen = binned + int(counts[1])
+    mean = (float((fine * centres).sum() + counts[-1]) / seen) if seen else None
+    return {
+        "pairs_views": int(counts.sum()),
+        "outside_image": int(counts[0]),
+        "hidden": int(counts[1]),
+        "bins": per_bin,
+        "bin_shares": {k: (v / binned if binned else None) for k, v in per_bin.items()},
+        "histogram_edges": [round(i * step, 6) for i in range(FINE_BINS + 1)],
+        "histogram": [int(c) for c in fine],
+        "unoccluded": int(counts[-1]),
+        "mean_approx": mean,  # from the 0.05-wide bins' centres (0 for hidden, 1 for unoccluded)
+    }

@@ -154,7 +154,8 @@ def test_stats_json_and_table(tiny_dataset: Path, stats_run) -> None:
 def expected_figures(stats: dict) -> list[str]:
     with_pairs = [s for s, v in stats["splits"].items() if v["pairs"]]
     return ([f"objects_and_words_{s}" for s in with_pairs] + [f"visibility_{s}" for s in with_pairs]
-            + ["objects_per_scene", "families", "relations", "compared_attributes", "attribute_mentions"])
+            + ["objects_per_scene", "families", "relations", "compared_attributes", "attribute_mentions"]
+            + ["visible_fraction"] * any(v.get("visible_fraction") for v in stats["splits"].values()))
 
 
 def test_figures_are_png_and_svg_of_their_size(stats_run) -> None:

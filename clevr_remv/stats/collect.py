@@ -25,6 +25,7 @@ import numpy as np
 
 from clevr_remv.expressions.stats import _relation, words
 from clevr_remv.expressions.templates import Lexicon
+from clevr_remv.occlusion import HISTOGRAM_LENGTH, fraction_histogram
 from clevr_remv.store.manifest import require_manifest
 from clevr_remv.store.reader import open_shard, reading_shard, require_split
 from clevr_remv.vocabulary import ATTRIBUTES
@@ -61,6 +62,11 @@ class SplitCounts:
     mentions: dict[str, Counter[str]] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
     wordings: Counter[str] = field(default_factory=Counter)
     visible_per_view: np.ndarray | None = None  # (V,) int: pairs whose referent is visible in each view
+    # Fine histograms (clevr_remv.occlusion.fraction_histogram) of the referents' visible fraction over
+    # (pair, centre view) and (pair, view); None while no shard of the split has refs/visible_fraction.
+    fraction_centre: np.ndarray | None = None
+    fraction_all: np.ndarray | None = None
+    shards_without_fraction: int = 0
     dropped_referent_hidden: int = 0
     dropped_related_hidden: int = 0
 
@@ -143,8 +149,22 @@ def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
         counts.relations[relation] += 1
         if attribute is not None:
             counts.compared_attributes[attribute] += 1
+    add_fractions(counts, f, grid)
     counts.dropped_referent_hidden += int(attrs["dropped_referent_hidden"])
     counts.dropped_related_hidden += int(attrs["dropped_related_hidden"])
+
+
+def add_fractions(counts: SplitCounts, f: Any, grid: int) -> None:
+    """Add a shard's `refs/visible_fraction` (schema 3; older shards are counted as without it)."""
+    if "refs/visible_fraction" not in f:
+        counts.shards_without_fraction += 1
+        return
+    fraction = f["refs/visible_fraction"][()]
+    if counts.fraction_all is None:
+        counts.fraction_centre = np.zeros(HISTOGRAM_LENGTH, np.int64)
+        counts.fraction_all = np.zeros(HISTOGRAM_LENGTH, np.int64)
+    counts.fraction_centre += fraction_histogram(fraction[:, grid * grid // 2])
+    counts.fraction_all += fraction_histogram(fraction)
 
 
 def dataset_shards(root: Path, splits: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, list[Path]]]:

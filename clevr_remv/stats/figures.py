@@ -30,6 +30,7 @@ FIGURE_INCHES: dict[str, tuple[float, float]] = {
     "compared_attributes": (8.0, 4.5),
     "attribute_mentions": (12.0, 8.0),
     "visibility": (6.5, 5.5),
+    "visible_fraction": (12.0, 4.5),
 }
 
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
@@ -230,6 +231,33 @@ def visibility(split: str, s: dict[str, Any]) -> Any:
     return fig
 
 
+def visible_fraction(splits: dict[str, dict[str, Any]]) -> Any:
+    """Per split: the share of (pair, view)s at each visible fraction of the referent, the centre view
+    against all views (0.05-wide bins over (0, 1), 1.0 = unoccluded on its own bar)."""
+    import numpy as np
+
+    fig, axes = _figure("visible_fraction", ncols=len(splits), squeeze=False, sharey=True)
+    for ax, (name, s) in zip(axes[0], splits.items()):
+        summary = s["visible_fraction"]
+        edges = np.asarray(summary["all_views"]["histogram_edges"])
+        width = edges[1] - edges[0]
+        for k, (where, label, colour) in enumerate((("centre_view", "centre view", "#d62728"),
+                                                    ("all_views", "all views", "#1f77b4"))):
+            h = summary[where]
+            total = max(h["pairs_views"] - h["outside_image"], 1)
+            shares = 100 * np.asarray(h["histogram"] + [h["unoccluded"]], float) / total
+            x = np.append(edges[:-1] + width / 2, 1.0 + width)
+            ax.bar(x + (k - 0.5) * width * 0.45, shares, width=width * 0.45, color=colour, label=label)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0, 1.0 + width], ["0", "0.25", "0.5", "0.75", "", "1.0"])
+        ax.set_yscale("log")
+        ax.set_xlabel("visible fraction (right bar: exactly 1)")
+        ax.set_title(f"{name}: {summary['all_views']['pairs_views']:,} (pair, view)s")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("share of (pair, view)s (%, log scale)")
+    fig.suptitle("How occluded the referents are")
+    return fig
+
+
 def _pairs(splits: dict[str, dict[str, Any]]) -> int:
     return sum(s["pairs"] for s in splits.values())
 
@@ -246,4 +274,7 @@ def write_figures(report: dict[str, Any], figdir: Path) -> list[Path]:
     drawn |= {"objects_per_scene": objects_per_scene(splits), "families": families(splits),
               "relations": relations(splits), "compared_attributes": compared_attributes(splits),
               "attribute_mentions": attribute_mentions(splits)}
+    with_fraction = {name: s for name, s in splits.items() if s.get("visible_fraction")}
+    if with_fraction:  # datasets of schema version 3 or later
+        drawn["visible_fraction"] = visible_fraction(with_fraction)
     return [path for name, fig in drawn.items() for path in save(fig, figdir, name)]

@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from clevr_remv.occlusion import summarise_histogram
 from clevr_remv.stats.collect import SplitCounts
 from clevr_remv.stats.published import OBJECTS_RANGE, published
 
@@ -71,6 +72,11 @@ def split_summary(c: SplitCounts, objects_range: tuple[int, int] = OBJECTS_RANGE
         "wordings": dict(sorted(c.wordings.items())),
         "rig_grid": c.grid,
         "visible_share": visible,
+        "visible_fraction": None if c.fraction_all is None else {
+            "centre_view": summarise_histogram(c.fraction_centre),
+            "all_views": summarise_histogram(c.fraction_all),
+            "shards_without": c.shards_without_fraction,
+        },
         "dropped_referent_hidden": c.dropped_referent_hidden,
         "dropped_related_hidden": c.dropped_related_hidden,
         "dropped": dropped,
@@ -128,6 +134,11 @@ def split_table(split: str, s: dict[str, Any], p: dict[str, Any] | None) -> str:
         ("views per scene", "–" if grid is None else f"{grid * grid} ({grid} × {grid})",
          "–" if p is None else f"{p['views']} (9 × 9)"),
     ]
+    fraction = s.get("visible_fraction")
+    if fraction is not None:
+        unoccluded = [fraction[w]["bin_shares"]["1.0"] for w in ("centre_view", "all_views")]
+        rows.append(("referents unoccluded, centre / all views",
+                     " / ".join("–" if u is None else f"{100 * u:.1f} %" for u in unoccluded), "–"))
     lines = [f"### {split}", "", "| figure | ours | published |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {ours} | {theirs} |" for name, ours, theirs in rows]
     return "\n".join(lines)
