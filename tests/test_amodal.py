@@ -228,3 +228,36 @@ def test_verify_checks_the_occlusion_fields(tiny_dataset: Path, tmp_path: Path) 
     problems = " ".join(verify_dataset(bad).problems[shard.relative_to(bad).as_posix()])
     assert "amodal_pixels[1, 2] of object 1 is below its visible pixels" in problems
     assert "refs/visible_fraction differs" in problems
+
+
+def test_render_amodal_masks_are_stored_bit_packed_and_verified(tmp_path: Path) -> None:
+    from conftest import TINY_ARGS, run_cli
+
+    from clevr_remv.config import from_dict, render_arguments
+    from clevr_remv.store import read_manifest
+    from clevr_remv.store.shard import unpack_masks
+
+    out = tmp_path / "out"
+    args = [a for a in TINY_ARGS if a != "--no-progress"]
+    args[args.index("--scenes") + 1] = "2"
+    result = run_cli("render", *args, "--amodal-masks", "--no-progress", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "--amodal-masks" in render_arguments(from_dict(read_manifest(out)["config"]))
+    result = run_cli("verify", str(out))
+    assert result.exit_code == 0, result.output
+    reader = DatasetReader(out)
+    for path in [*reader.shard_paths("train"), out / "train.h5"]:
+        with h5py.File(path, "r") as f:
+            packed = f["amodal_masks"]
+            assert packed.dtype == np.uint8 and packed.shape == (2, 9, 10, 48, 8)
+            assert packed.is_virtual or packed.chunks == (1, 1, 10, 48, 8)  # one view per chunk
+            for row in range(2):
+                masks = unpack_masks(packed[row], 64)
+                np.testing.assert_array_equal(masks.sum(axis=(2, 3)), f["amodal_pixels"][row])
+                for k in range(10):
+                    assert not ((f["masks"][row] == k + 1) & ~masks[:, k]).any()
+    for shard in reader.iter_shards("train"):
+        assert shard.amodal_masks(0, 4).shape == (10, 48, 64)
+    # A resume with the flag off is another dataset.
+    result = run_cli("render", *args, "--no-progress", "--out", str(out))
+    assert result.exit_code == 1 and "amodal_masks=True (now None)" in result.output

@@ -36,6 +36,7 @@ from clevr_remv.store.shard import (
     attrs_dict,
     file_schema,
     ref_layout,
+    unpack_masks,
     scene_layout,
 )
 from clevr_remv.store.split_files import concatenate_refs, read_refs, split_file_path
@@ -201,7 +202,7 @@ def _check_amodal_view(amodal_masks: h5py.Dataset, row: int, v: int, mask: np.nd
                        problems: list[str]) -> None:
     """One view's amodal masks: readable, counted by amodal_pixels, each containing its rendered mask."""
     try:
-        view = amodal_masks[row, v]
+        view = unpack_masks(amodal_masks[row, v], mask.shape[-1])
     except OSError as error:
         problems.append(f"{AMODAL_MASKS}[{row}, {v}] unreadable ({_short(error)})")
         return
@@ -332,7 +333,9 @@ def verify_split_file(root: Path, split: str, shards: list[ShardSpec], contents:
         if schema not in SUPPORTED_SCHEMAS:
             problems.append(f"attribute schema_version is {schema}, expected one of {', '.join(map(str, SUPPORTED_SCHEMAS))}")
             schema = max(SUPPORTED_SCHEMAS)
-        layout = scene_layout(config.views, config.height, config.width, schema, config.amodal_masks and schema >= 3)
+        # An empty split has no shard to take its optional datasets from.
+        layout = scene_layout(config.views, config.height, config.width, schema,
+                              config.amodal_masks and schema >= 3 and sum(counts) > 0)
         for name, (shape, _dtype) in layout.items():
             ds = f.get(name)
             if not isinstance(ds, h5py.Dataset) or ds.shape != (sum(counts), *shape):
