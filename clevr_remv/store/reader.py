@@ -168,8 +168,18 @@ class ShardReader:
     def amodal_masks(self, i: int, v: int) -> np.ndarray | None:
         """(10, H, W) bool amodal masks of view `v` (object k at k-1); None unless the dataset was
         rendered with --amodal-masks."""
+        from clevr_remv.store.shard import unpack_masks
+
         with self._reading("amodal_masks[{row}, {view}]", i, v):
-            return self._file["amodal_masks"][i, v] if "amodal_masks" in self._file else None
+            if "amodal_masks" not in self._file:
+                return None
+            return unpack_masks(self._file["amodal_masks"][i, v], self._file["masks"].shape[-1])
+
+    def amodal_masks_packed(self, i: int) -> np.ndarray | None:
+        """(V, 10, H, ceil(W / 8)) uint8: every view's amodal masks as stored (bit-packed along W,
+        `store.shard.unpack_masks`); None unless the dataset was rendered with --amodal-masks."""
+        with self._reading("amodal_masks[{row}]", i):
+            return self._file["amodal_masks"][i] if "amodal_masks" in self._file else None
 
     def refs(self) -> list[dict[str, Any]]:
         """All referring pairs of the shard, one dict per pair (`scene` is the row here)."""
