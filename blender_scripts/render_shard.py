@@ -14,8 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clevr_remv.cli import main  # noqa: E402
+from clevr_remv.contract import exit_now  # noqa: E402
 
 argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
 # One process: Blender's bundled Python cannot start more Blenders, so --workers > 1 is refused
 # here; --gpus I pins this Blender to GPU I (start one per GPU), --shard I/N|auto splits a farm.
-main(args=["render", *argv], prog_name="clevr-remv", obj={"single_process": True})
+try:
+    main(args=["render", *argv], prog_name="clevr-remv", obj={"single_process": True})
+except SystemExit as done:  # this process is the command: exit deaf to late signals, as the console script does
+    exit_now(0 if done.code is None else done.code if isinstance(done.code, int) else 1)

@@ -178,7 +178,9 @@ class ContractGroup(click.Group):
         code = guarded(lambda: super(ContractGroup, self).main(args, prog_name, complete_var,
                                                                standalone_mode=False, **extra),
                        prog=prog_name or "clevr-remv")
-        sys.exit(code)
+        if args is None:  # this process is the command (a console script, `python -m`, blender -P)
+            exit_now(code)
+        sys.exit(code)  # called with arguments from a program (tests): its signal handling is its own
 
 
 class ScriptParser(argparse.ArgumentParser):
@@ -191,7 +193,19 @@ class ScriptParser(argparse.ArgumentParser):
 
 def run_script(main: Callable[[], Any], prog: str | None = None) -> NoReturn:
     """`if __name__ == "__main__": run_script(main)`: the command contract for a plain script."""
-    sys.exit(guarded(main, prog=prog or Path(sys.argv[0]).name))
+    exit_now(guarded(main, prog=prog or Path(sys.argv[0]).name))
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code`, deaf to SIGINT and SIGTERM from here on: the work is done (or has been
+    reported), and a signal during interpreter shutdown would otherwise print a traceback from
+    an atexit hook or turn a finished command's 0 into a silent -2 / -15."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            break
+    sys.exit(code)
 
 
 def setup_logging(verbose: bool) -> None:

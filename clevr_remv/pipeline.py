@@ -169,8 +169,10 @@ def check_output(out: Path, config: RenderConfig) -> None:
     except ValueError as damaged:  # rewritten when the dataset completes; the shards are compared below
         log.warning("%s; it will be rewritten", damaged)
         manifest = None
-    if manifest is not None:
-        _compare(ours, manifest.get("config", {}), out / "dataset.json")
+    if manifest is not None and not isinstance(manifest.get("config"), dict):
+        log.warning("%s has no valid 'config'; it will be rewritten", out / "dataset.json")
+    elif manifest is not None:
+        _compare(ours, manifest["config"], out / "dataset.json")
     shards = plan_shards(config)
     complete = []
     for shard in shards:

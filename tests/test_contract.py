@@ -212,3 +212,36 @@ def test_options_that_exclude_or_need_each_other_are_usage_errors(tmp_path: Path
     result = invoke(*filled(args, tmp_path / "absent", tmp_path))
     assert result.exit_code == 2, result.output
     assert len(result.output.splitlines()) == 1 and "(see 'clevr-remv" in result.output
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_signal_during_shutdown_changes_neither_the_status_nor_stderr(code: int) -> None:
+    """The work is done and reported: a Ctrl-C or SIGTERM arriving while the interpreter shuts down
+    (atexit hooks such as tqdm's monitor) must not print a traceback or turn 0 into -2 / -15."""
+    script = ("import atexit, os, signal, time\n"
+              "from clevr_remv.contract import exit_now\n"
+              "def late():\n"
+              "    os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)\n"
+              "atexit.register(late)\n"
+              f"exit_now({code})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, "")
+
+
+@pytest.mark.parametrize("name", sorted(set(DATASET_COMMANDS) - {"verify", "finalize"}))
+def test_a_manifest_without_its_config_is_one_line_naming_finalize(tiny_dataset: Path, tmp_path: Path,
+                                                                     name: str) -> None:
+    """Valid JSON that lost a key (one flipped byte: "config" -> "confih") is damage, not a KeyError."""
+    import json
+    import shutil
+
+    directory = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, directory)
+    manifest = json.loads((directory / "dataset.json").read_text())
+    manifest["confih"] = manifest.pop("config")
+    (directory / "dataset.json").write_text(json.dumps(manifest))
+    result = invoke(*filled(DATASET_COMMANDS[name], directory, tmp_path))
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1:] == [
+        f"Error: {directory / 'dataset.json'}: no valid 'config' (dict); "
+        f"`clevr-remv finalize {directory}` rebuilds it from the shards"]

@@ -133,7 +133,8 @@ def test_settings_without_an_option_are_refused(config: RenderConfig) -> None:
         render_arguments(config)
 
 
-@pytest.mark.parametrize("damage", ["{not json", '["a list"]', '{"splits": {"train": {"shards": 3}}}'])
+@pytest.mark.parametrize("damage", ["{not json", '["a list"]', '{"splits": {"train": {"shards": 3}}}',
+                                    '{"confih": {}, "splits": {}, "views": 9}'])
 def test_finalize_rebuilds_a_corrupt_manifest(single_run: Path, tmp_path: Path, damage: str) -> None:
     """A dataset.json cut short or overwritten is rebuilt from the shards, as an absent one is."""
     out = tmp_path / "out"

@@ -235,3 +235,26 @@ def test_stats_never_reads_pixels(tiny_dataset: Path, stats_run, tmp_path: Path,
     assert read and not {name.lstrip("/") for name in read} & set(PIXELS)
     again = json.loads((tmp_path / "figs" / "stats.json").read_text())
     assert again["splits"] == stats["splits"]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_stopped_stats_run_leaves_the_old_figures_or_all_new(tiny_dataset: Path, tmp_path: Path,
+                                                              monkeypatch, stop) -> None:
+    """Stopped after drawing, before the files are in place: FIGDIR keeps what it had, whole."""
+    import clevr_remv.stats.figures as figures_module
+
+    figdir = tmp_path / "figures"
+    figdir.mkdir()
+    (figdir / "stats.json").write_text("old")
+    real = figures_module.write_figures
+
+    def draw_then_stop(report, where):
+        drawn = real(report, where)
+        assert drawn and all(p.parent == where for p in drawn)
+        raise stop()
+
+    monkeypatch.setattr(figures_module, "write_figures", draw_then_stop)
+    result = CliRunner().invoke(main, ["stats", str(tiny_dataset), "--out", str(figdir), "--no-progress"])
+    assert result.exit_code == (130 if stop is KeyboardInterrupt else 1), result.output
+    assert sorted(p.name for p in figdir.iterdir()) == ["stats.json"] and (figdir / "stats.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]  # no drafts left beside it

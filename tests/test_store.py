@@ -307,7 +307,7 @@ def test_dataset_reader_and_manifest(tmp_path: Path, data) -> None:
     assert read_manifest(tmp_path) is None
     write_shard(tmp_path / "val" / "shard-00000.h5", renders[:2], refs[:2], ATTRS, split="train")
     write_shard(tmp_path / "val" / "shard-00001.h5", renders[2:], refs[2:], ATTRS, split="train")
-    manifest = {"version": "0.1.0", "splits": {"train": {"scenes": 3, "pairs": 5,
+    manifest = {"version": "0.1.0", "config": {}, "views": 4, "splits": {"train": {"scenes": 3, "pairs": 5,
                 "shards": ["val/shard-00000.h5", "val/shard-00001.h5"]}}}
     write_manifest(tmp_path, manifest)
     assert read_manifest(tmp_path) == manifest

@@ -45,11 +45,13 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
     from clevr_remv.evaluate import evaluate, format_report, plot_report, write_report_json
     from clevr_remv.outputs import JSON_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
 
+    bars = []
+
     def progress(total: int):
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="view", desc="scene views", dynamic_ncols=True, disable=no_progress)
-        return lambda: bar.update(1)
+        bars.append(tqdm(total=total, unit="view", desc="scene views", dynamic_ncols=True, disable=no_progress))
+        return lambda: bars[-1].update(1)
 
     if predictions is None and baseline is None:
         raise click.UsageError("give --predictions PRED.h5 (or a PNG folder) or --baseline oracle|centre-mask")
@@ -59,8 +61,12 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
         check_output_file(json_path, JSON_SUFFIXES, "--json")
     if plot_path is not None:
         check_output_file(plot_path, PICTURE_SUFFIXES, "--plot")
-    evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
-                          progress=progress, by=by)
+    try:
+        evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
+                              progress=progress, by=by)
+    finally:  # an error's line starts on a line of its own, also in a farm's log
+        for bar in bars:
+            bar.close()
     click.echo(format_report(evaluation))
     with naming_final_paths():
         if json_path is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import click
@@ -44,7 +47,8 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
     from clevr_remv.stats.collect import collect, dataset_shards
     from clevr_remv.stats.figures import write_figures  # imports matplotlib only when drawing
     from clevr_remv.stats.report import build_report, markdown_tables
-    from clevr_remv.store.atomic import atomic_path, write_json_atomic
+    from clevr_remv.store.atomic import json_text
+    from clevr_remv.store.transaction import Transaction
 
     check_output_dir(figdir, "--out")  # before any reading
     manifest, shards = dataset_shards(dataset, _split_list(splits))
@@ -57,10 +61,19 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
     table = markdown_tables(report)
     with naming_final_paths():
         figdir.mkdir(parents=True, exist_ok=True)
-        figures = [] if no_figures else write_figures(report, figdir)
-        write_json_atomic(figdir / "stats.json", {**report, "table": table,
-                                                  "figures": [p.name for p in figures]})
-        with atomic_path(figdir / "table.md") as tmp:
-            tmp.write_text(table, encoding="utf-8")
+        # Drawn into a hidden sibling folder, then every file renamed into FIGDIR in one
+        # transaction: a stop leaves the old figures or all the new ones, never a mix.
+        drafts = Path(tempfile.mkdtemp(prefix=f".{figdir.name}.stats-", dir=figdir.parent))
+        try:
+            figures = [] if no_figures else write_figures(report, drafts)
+            with Transaction(figdir, "stats") as change:
+                for drawn in figures:
+                    os.replace(drawn, change.stage(figdir / drawn.name))
+                change.stage(figdir / "table.md").write_text(table, encoding="utf-8")
+                change.stage(figdir / "stats.json").write_text(
+                    json_text({**report, "table": table, "figures": [p.name for p in figures]}), encoding="utf-8")
+                change.commit()
+        finally:
+            shutil.rmtree(drafts, ignore_errors=True)
     log.info("wrote stats.json, table.md and %d figure files into %s", len(figures), figdir)
     click.echo(table, nl=False)

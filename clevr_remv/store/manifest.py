@@ -66,6 +66,11 @@ def require_directory(root: Path) -> None:
     roll_forward(root)
 
 
+# What readers take from a finished dataset's manifest besides the split lists (which
+# `_validate` checks): the configuration and the views per scene.
+READER_KEYS: dict[str, type] = {"config": dict, "splits": dict, "views": int}
+
+
 def require_manifest(root: Path | str) -> dict[str, Any]:
     """The manifest of the finished dataset in `root`, or `NotADataset` saying what is missing.
 
@@ -73,12 +78,19 @@ def require_manifest(root: Path | str) -> dict[str, Any]:
     """
     root = Path(root)
     require_directory(root)
-    manifest = read_manifest(root)
+    rebuild = f"`clevr-remv finalize {root}` rebuilds it from the shards"
+    try:
+        manifest = read_manifest(root)
+    except ValueError as damaged:
+        raise ValueError(f"{damaged}; {rebuild}") from None
     if manifest is None:
         if any(root.glob("*/shard-*.h5")):
             raise NotADataset(root, f"no {MANIFEST_NAME} yet (the render is unfinished: `clevr-remv finalize "
                                     f"{root}` writes it once every shard is there)")
         raise NotADataset(root, NOTHING_RENDERED)
+    for key, kind in READER_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise ValueError(f"{manifest_path(root)}: no valid {key!r} ({kind.__name__}); {rebuild}")
     return manifest
 
 
