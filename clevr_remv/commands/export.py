@@ -77,11 +77,17 @@ def refcoco(**kwargs) -> None:
 
 @command.command("coco")
 @_export_options
-def coco(**kwargs) -> None:
+@click.option("--amodal", is_flag=True,
+              help="Amodal annotations as D2SA, COCOA-cls and UOAIS lay them out: segmentation = the amodal "
+                   "mask, visible_mask, invisible_mask, occlude_rate; every object with an in-image amodal "
+                   "pixel, hidden ones too (needs a dataset rendered with --amodal-masks).")
+def coco(amodal: bool, **kwargs) -> None:
     """COCO instance segmentation: OUT/annotations/instances_<split>.json and OUT/<split>/*.png."""
+    from functools import partial
+
     from clevr_remv.export import export_coco
 
-    result = _run(export_coco, **kwargs)
+    result = _run(partial(export_coco, amodal=amodal), **kwargs)
     for split, c in result["splits"].items():
         click.echo(f"{split}: {c['images']} images, {c['annotations']} object annotations")
     click.echo(f"wrote {kwargs['out']}")

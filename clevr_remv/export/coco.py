@@ -6,6 +6,13 @@ detection and segmentation code that reads COCO annotation files.
     OUT/export.json                           what was exported, with counts
 
 Ids and file names are the same as in `export refcoco` (export/common.py).
+
+`amodal=True` (`export coco --amodal`, datasets rendered with `--amodal-masks`) writes the layout of
+the COCO-style amodal sets (D2SA, COCOA-cls, and UOAIS's synthetic set, whose detectron2 loaders
+read it): every object with an amodal pixel in the view gets an annotation, fully hidden ones too,
+with `segmentation` the amodal mask (RLE), `area` and `bbox` its area and box, `visible_mask` and
+`invisible_mask` the visible and hidden parts (RLE), `visible_area`, `visible_bbox`, and
+`occlude_rate` = 1 - visible / amodal pixels.
 """
 
 from __future__ import annotations
@@ -15,9 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clevr_remv.export.common import (
     CATEGORIES,
+    CATEGORY_IDS,
     ExportPlan,
+    ann_id,
     run_shards,
     staged_directory,
     summary,
@@ -25,6 +36,16 @@ from clevr_remv.export.common import (
     write_view,
 )
 from clevr_remv.loader import ViewSpec, describe_views
+from clevr_remv.store.reader import open_shard
+
+
+def require_amodal_masks(plan: ExportPlan) -> None:
+    """ValueError (one line) unless every shard to export holds amodal masks."""
+    for _split, path in plan.shards():
+        with open_shard(path, plan.root) as f:
+            if "amodal_masks" not in f:
+                raise ValueError(f"{path} has no amodal masks: --amodal needs a dataset rendered with "
+                                 "render --amodal-masks")
 
 log = logging.getLogger("clevr_remv")
 
@@ -35,6 +56,8 @@ def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
     out: dict[str, Any] = {"split": split, "images": [], "annotations": []}
     for item in plan.views_of(split, path):
         record, anns = write_view(item, staging / split)
+        if item.amodal is not None:
+            anns = amodal_annotations(item.mask, item.amodal, item.shapes, item.image_id)
         out["images"].append(record)
         out["annotations"].extend(anns.values())
         if tick is not None:
@@ -42,10 +65,52 @@ def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
     return len(out["images"]), out
 
 
+def _rle(binary: np.ndarray) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(binary, dtype=np.uint8))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def amodal_annotations(mask: np.ndarray, amodal: np.ndarray, shapes: dict[int, str],
+                       image: int) -> dict[int, dict[str, Any]]:
+    """Amodal COCO annotations (the module's docstring) of every object with an amodal pixel in one view."""
+    from pycocotools import mask as mask_utils
+
+    anns = {}
+    for obj, shape in shapes.items():
+        whole, visible = amodal[obj - 1], mask == obj
+        if not whole.any():
+            continue
+        segmentation, visible_rle = _rle(whole), _rle(visible)
+        area, visible_area = int(whole.sum()), int(visible.sum())
+        anns[obj] = {
+            "id": ann_id(image, obj),
+            "image_id": image,
+            "category_id": CATEGORY_IDS[shape],
+            "segmentation": segmentation,
+            "area": float(area),
+            "bbox": [float(x) for x in mask_utils.toBbox(segmentation)],
+            "iscrowd": 0,
+            "visible_mask": visible_rle,
+            "invisible_mask": _rle(whole & ~visible),
+            "visible_area": float(visible_area),
+            "visible_bbox": [float(x) for x in mask_utils.toBbox(visible_rle)],
+            "occlude_rate": 1.0 - visible_area / area,
+            "object": obj,
+        }
+    return anns
+
+
 def export_coco(root: Path, out: Path, views: ViewSpec = "center", splits: list[str] | None = None, *,
-                overwrite: bool = False, workers: int = 1, progress: bool = False) -> dict[str, Any]:
-    """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary."""
+                overwrite: bool = False, workers: int = 1, progress: bool = False,
+                amodal: bool = False) -> dict[str, Any]:
+    """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary.
+    `amodal`: amodal annotations (the module's docstring); the dataset needs amodal masks."""
     plan = ExportPlan(root, views, splits)
+    if amodal:
+        require_amodal_masks(plan)
+        plan.amodal = True
     log.info("exporting %s, views %s, as COCO instances into %s",
              ", ".join(plan.splits), describe_views(plan.views, plan.grid), out)
     files: dict[str, dict[str, list[dict[str, Any]]]] = {s: {"images": [], "annotations": []} for s in plan.splits}

@@ -24,6 +24,7 @@ import numpy as np
 from clevr_remv.loader import ViewSpec, rig_grid, scene_indices, select_views
 from clevr_remv.store.atomic import exchange_paths, fsync_dir, stale_temporaries_of, temp_path_for
 from clevr_remv.store.reader import open_shard, reading_shard, require_shard_files
+from clevr_remv.store.shard import unpack_masks
 from clevr_remv.vocabulary import SHAPES
 
 log = logging.getLogger("clevr_remv")
@@ -119,6 +120,7 @@ class ExportView:
     mask: np.ndarray  # (H, W) uint8, object ids
     shapes: dict[int, str]  # object id -> shape
     pairs: list[Pair]
+    amodal: np.ndarray | None = None  # (10, H, W) bool amodal masks, when the plan asks for them
 
     @property
     def image_id(self) -> int:
@@ -188,8 +190,10 @@ class ExportPlan:
                              for k in mine]
                     with reading_shard(path, self.root, f"view {view} of scene row {row}"):
                         image, mask = f["images"][row, view], f["masks"][row, view]
+                        amodal = (unpack_masks(f["amodal_masks"][row, view], mask.shape[1])
+                                  if getattr(self, "amodal", False) else None)
                     yield ExportView(split, self.split_numbers[split], int(indices[row]), view,
-                                     image, mask, shapes, pairs)
+                                     image, mask, shapes, pairs, amodal)
 
 
 ShardWork = Callable[["ExportPlan", str, Path, Path, Callable[[], Any] | None], tuple[int, T]]

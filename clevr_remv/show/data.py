@@ -37,6 +37,16 @@ class SceneViews:
     masks: np.ndarray  # (V, H, W) uint8, 0 background, k = object k
     depth: np.ndarray  # (V, H, W) float32, background +inf
     sentences: tuple[Sentence, ...]
+    # (V, 10, H, ceil(W / 8)) bit-packed amodal masks, when the dataset has them (render --amodal-masks)
+    amodal_packed: np.ndarray | None = None
+
+    def amodal(self, view: int, object_id: int) -> np.ndarray | None:
+        """bool (H, W): the object's amodal mask in `view`, or None without amodal masks."""
+        if self.amodal_packed is None:
+            return None
+        from clevr_remv.store.shard import unpack_masks
+
+        return unpack_masks(self.amodal_packed[view, object_id - 1], self.size[1])
 
     @property
     def grid(self) -> int:
@@ -108,4 +118,5 @@ def _read_scene(shard: ShardReader, row: int) -> SceneViews:
         masks=np.stack([v["mask"] for v in views]),
         depth=np.stack([v["depth"] for v in views]),
         sentences=sentences,
+        amodal_packed=shard.amodal_masks_packed(row),
     )

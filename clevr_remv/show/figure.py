@@ -208,6 +208,9 @@ def _draw_sentence(page: _Page, data: SceneViews, sentence: Sentence, colours: l
         ax = page.axes(left, top + 0.2, panel_w, panel_h)
         visible = bool(sentence.visible[k])
         ax.imshow(data.images[k] if visible else greyed(data.images[k]), interpolation="antialiased")
+        amodal = data.amodal(k, sentence.object)
+        if amodal is not None:  # dashed under the visible outline: it shows where the referent is hidden
+            _draw_outline(ax, amodal.astype(np.uint8), 1, colour if visible else HIDDEN_COLOUR, 1.2, dashed=True)
         _draw_outline(ax, data.masks[k], sentence.object, colour if visible else HIDDEN_COLOUR, 1.5,
                       dashed=not visible)
         _no_ticks(ax)
@@ -247,7 +250,9 @@ def scene_figure(data: SceneViews) -> Figure:
     _draw_depth(page, data, MARGIN + mosaic_w + centre_w + 2 * GAP, top, depth_w, depth_w * aspect)
     top = top_band
     page.text(MARGIN, top, "Sentences, referent outlined in the centre and the four corner views "
-              "(grey, dashed: hidden in that view, refs/visible false)", fontsize=11, weight="bold")
+              "(grey, dashed: hidden in that view, refs/visible false)"
+              + ("; thin dashes: its amodal outline where it is hidden" if data.amodal_packed is not None else ""),
+              fontsize=11, weight="bold")
     top += header
     if not data.sentences:
         page.text(MARGIN, top, "(this scene has no referring pairs)", fontsize=10)

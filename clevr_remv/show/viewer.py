@@ -107,7 +107,25 @@ def viewer_data(data: SceneViews, image_format: str = "auto") -> dict[str, Any]:
         "refs": [{"id": s.id, "object": s.object, "text": s.text, "family": s.family,
                   "visible": [bool(v) for v in s.visible]} for s in data.sentences],
         "focus": focus_data(data, image_format),
+        "amodal": amodal_outlines(data),
     }
+
+
+def amodal_outlines(data: SceneViews) -> list[dict[str, str]] | None:
+    """Per view, {referent id: SVG path of its amodal outline} (drawn dashed under the visible
+    outline); None when the dataset has no amodal masks."""
+    if data.amodal_packed is None:
+        return None
+    referents = sorted({s.object for s in data.sentences})
+    out = []
+    for view in range(len(data.masks)):
+        paths = {}
+        for obj in referents:
+            rings = outlines(data.amodal(view, obj).astype(np.uint8), 1)
+            if rings:
+                paths[str(obj)] = svg_path(rings)
+        out.append(paths)
+    return out
 
 
 def _sentence_items(data: SceneViews) -> str:
