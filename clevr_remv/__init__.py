@@ -1,6 +1,6 @@
 """clevr-remv: generate CLEVR-Remv, a light-field dataset for referring expression segmentation."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def __getattr__(name: str):

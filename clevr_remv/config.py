@@ -61,21 +61,30 @@ class Quality:
     fast_gi: bool = False
     light_tree: bool = False  # Cycles' many-light sampler: with three lights it costs more than it saves
     # Reflective caustics (light focused by the metal objects onto the ground): Blender's default
-    # physics, but noisy at low sample counts, so only `final` renders them (README, "Performance").
-    caustics: bool = False
+    # physics. On in every preset since 0.3.0: they cost no measurable time and bring the images
+    # closer to the full-physics reference (README, "Performance"); 0.2 rendered them only in `final`.
+    caustics: bool = True
+    # Filter Glossy (Cycles' blur_glossy) and the clamp on indirect light's samples (0: off), at
+    # Blender's defaults; every render before these fields existed used those defaults.
+    blur_glossy: float = 1.0
+    sample_clamp_indirect: float = 10.0
 
 
-# Measured in bench/bench_render.py against a 2048-sample reference (README, "Performance").
+# Measured in bench/bench_render.py against full-physics references (README, "Performance").
+# `draft-0.2` and `default-0.2` are what `draft` and `default` rendered before 0.3.0 (no caustics):
+# datasets made with them resume and finalize with `--quality default-0.2` (finalize names it).
 QUALITY_PRESETS: dict[str, Quality] = {
     "draft": Quality(samples=4, denoiser_quality="FAST"),
     "default": Quality(),
-    "final": Quality(samples=64, denoiser_prefilter="ACCURATE", light_tree=True, caustics=True),
+    "final": Quality(samples=64, denoiser_prefilter="ACCURATE", light_tree=True),
+    "draft-0.2": Quality(samples=4, denoiser_quality="FAST", caustics=False),
+    "default-0.2": Quality(samples=12, caustics=False),
 }
 
 # Quality fields added after datasets were first stored, with the value every render had before
 # they existed. identity() leaves such a field out at that value, so a config stored without it
 # (which from_dict fills with the same default) still compares equal to the same settings today.
-_QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False}
+_QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False, "blur_glossy": 1.0, "sample_clamp_indirect": 10.0}
 # The same for RenderConfig's own fields.
 _FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False}
 
@@ -249,7 +258,9 @@ def from_dict(d: dict[str, Any]) -> RenderConfig:
         layout = {k: tuple(v) if isinstance(v, list) else v for k, v in d["layout"].items()}
         d["layout"] = LayoutConfig(**layout)
     if "quality" in d:
-        d["quality"] = Quality(**d["quality"])
+        # A field stored configs lack was added later: those datasets were rendered with its value
+        # from before (not today's default, which may have moved: caustics are on since 0.3.0).
+        d["quality"] = Quality(**{**_QUALITY_FIELDS_ADDED_LATER, **d["quality"]})
     if "split_fractions" in d:
         d["split_fractions"] = tuple(d["split_fractions"])
     return RenderConfig(**d)

@@ -120,8 +120,9 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
 
     CLEVR scenes are opaque, matte or metallic, with no glass: transmission and volume
     bounces are off. Caustics follow the quality: the metal objects focus light onto the
-    ground (reflective caustics), which takes many samples to converge, so only `final`
-    renders them; refraction has no glass to go through and follows the same switch.
+    ground (reflective caustics), on in every preset since 0.3.0; refraction has no glass to
+    go through and follows the same switch. Filter Glossy and the indirect clamp default to
+    Blender's (1 and 10), which every render before they were fields had.
     """
     cycles = scene.cycles
     cycles.samples = quality.samples
@@ -144,5 +145,7 @@ def apply_quality(scene: bpy.types.Scene, quality: Quality, device: DeviceChoice
     cycles.transparent_max_bounces = 0
     cycles.caustics_reflective = quality.caustics
     cycles.caustics_refractive = quality.caustics
+    cycles.blur_glossy = quality.blur_glossy
+    cycles.sample_clamp_indirect = quality.sample_clamp_indirect
     cycles.seed = 0
 
