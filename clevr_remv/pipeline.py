@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 
 from clevr_remv import __version__, provenance, rig
 from clevr_remv.amodal import amodal
-from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict
+from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict, render_arguments
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
 from clevr_remv.layout import LayoutError, layout_candidates, scene_rng
@@ -188,12 +189,18 @@ def check_output(out: Path, config: RenderConfig) -> None:
 
 
 def _compare(ours: dict, theirs: dict, where: Path) -> None:
-    """OutputConflict naming every setting that differs (`quality.samples=2 (now 3)`, ...)."""
+    """OutputConflict naming every setting that differs (`quality.samples=2 (now 3)`, ...) and the
+    options that resume the dataset there (an older version's preset, e.g. `--quality default-0.2`)."""
+    stored = theirs
     ours, theirs = _flat(ours), _flat({k: v for k, v in theirs.items() if k != "device"})
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differing:
         details = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differing)
-        raise OutputConflict(f"{where} was made with other settings: {details}; use a new --out")
+        try:
+            resume = f", or resume it with these options: {shlex.join(render_arguments(from_dict(stored)))}"
+        except (KeyError, TypeError, ValueError):  # settings no option expresses
+            resume = ""
+        raise OutputConflict(f"{where} was made with other settings: {details}; use a new --out{resume}")
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:

@@ -198,3 +198,24 @@ def test_farm_jobs_render_one_shard_each_and_the_last_writes_the_manifest(tiny_d
     assert json.loads((out / "dataset.json").read_text()) == json.loads((tiny_dataset / "dataset.json").read_text())
     for name in ("train/shard-00000.h5", "val/shard-00000.h5"):
         assert_same_shard(out / name, tiny_dataset / name)
+
+
+def test_a_settings_conflict_gives_the_options_that_resume_the_dataset(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A dataset of an older version's preset (0.2's default had no caustics) is resumed by naming it."""
+    args = list(TINY_ARGS)
+    args[args.index("--samples") + 1] = "3"
+    result = invoke("render", *args, "--out", str(tiny_dataset))
+    assert_one_line_error(result, "resume it with these options: --scenes 3 --seed 11 --width 64 --height 48")
+    assert "--quality default --samples 2 " in result.output
+
+
+def test_a_dataset_of_the_0_2_default_names_its_preset() -> None:
+    """0.2's default rendered no caustics and stored no caustics field: resuming it needs its preset."""
+    from clevr_remv.config import QUALITY_PRESETS, RenderConfig
+    from clevr_remv.pipeline import OutputConflict, _compare
+
+    stored = RenderConfig(scenes=3, quality=QUALITY_PRESETS["default-0.2"]).identity()
+    stored["quality"] = {k: v for k, v in stored["quality"].items()
+                         if k not in ("caustics", "blur_glossy", "sample_clamp_indirect")}  # 0.2 stored none
+    with pytest.raises(OutputConflict, match="quality.caustics=None .now True.*--quality default-0.2 "):
+        _compare(RenderConfig(scenes=3).identity(), stored, Path("out/train/shard-00000.h5"))
