@@ -36,9 +36,10 @@ def copy_hiding_referents(source: Path, dest: Path, hidden: dict[int, list[int]]
         return {k: int(f["refs/id"][k]) for k in hidden}
 
 
-def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str] = TINY_ARGS) -> Path:
+    """Render `args` (the tiny configuration by default) into a fresh `<name>/out`."""
     out = tmp_path_factory.mktemp(name) / "out"
-    result = run_cli("render", *TINY_ARGS, "--out", str(out))
+    result = run_cli("render", *args, "--out", str(out))
     assert result.exit_code == 0, result.output
     return out
 
@@ -62,7 +63,4 @@ LIGHTFIELD_ARGS = ["--scenes", "5", "--rig", "3", "--width", "120", "--height", 
 
 @pytest.fixture(scope="session")
 def lightfield_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lightfield") / "out"
-    result = run_cli("render", *LIGHTFIELD_ARGS, "--out", str(out))
-    assert result.exit_code == 0, result.output
-    return out
+    return render_tiny(tmp_path_factory, "lightfield", LIGHTFIELD_ARGS)

@@ -15,7 +15,7 @@ import pytest
 from clevr_remv import config as config_module
 from clevr_remv.config import QUALITY_PRESETS, LayoutConfig, Quality, RenderConfig, render_arguments
 from clevr_remv.store import read_manifest, split_file_path
-from conftest import TINY_ARGS, run_cli
+from conftest import TINY_ARGS, render_tiny, run_cli
 from test_split_files import assert_split_file_matches_shards
 
 # One scene per shard: train/shard-00000, train/shard-00001 and val/shard-00000.
@@ -24,10 +24,7 @@ ARGS = [*TINY_ARGS[: TINY_ARGS.index("--scenes-per-shard")], "--scenes-per-shard
 
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("single") / "out"
-    result = run_cli("render", *ARGS, "--out", str(out))
-    assert result.exit_code == 0, result.output
-    return out
+    return render_tiny(tmp_path_factory, "single", ARGS)
 
 
 def _dead_pid() -> int:

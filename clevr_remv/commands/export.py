@@ -20,24 +20,33 @@ def _splits(value: str | None) -> list[str] | None:
     return names
 
 
-def _export_options(f: Callable) -> Callable:
-    """The arguments both formats take."""
-    options = [
+def _options(middle: list[Callable], workers_help: str) -> list[Callable]:
+    """DIRECTORY, --out, then `middle`, then the options every export shares."""
+    return [
         click.argument("directory", type=click.Path(path_type=Path)),
         click.option("--out", type=click.Path(path_type=Path), metavar="FOLDER", required=True,
                      help="Folder to create, with its parents (must be empty or absent unless --overwrite)."),
-        click.option("--views", default="center", show_default=True,
-                     help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
-        click.option("--splits", default=None, help="Comma-separated splits [default: all, e.g. train,val,test]."),
-        click.option("--workers", type=int, default=1, show_default=True,
-                     help="Processes writing shards in parallel (PNG and RLE encoding dominate)."),
+        *middle,
+        click.option("--workers", type=int, default=1, show_default=True, help=workers_help),
         click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the new export is complete)."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True),
     ]
+
+
+def _decorate(f: Callable, options: list[Callable]) -> Callable:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _export_options(f: Callable) -> Callable:
+    """The arguments of the per-view formats (refcoco, coco)."""
+    return _decorate(f, _options([
+        click.option("--views", default="center", show_default=True,
+                     help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
+        click.option("--splits", default=None, help="Comma-separated splits [default: all, e.g. train,val,test]."),
+    ], "Processes writing shards in parallel (PNG and RLE encoding dominate)."))
 
 
 def _run(export: Callable, directory: Path, out: Path, views: str, splits: str | None, workers: int,
@@ -106,22 +115,12 @@ def _check_scene_range(ctx: click.Context, param: click.Parameter, value: str | 
 
 def _lightfield_options(f: Callable) -> Callable:
     """The arguments of the light-field formats: whole scenes (every view), chosen by split and index."""
-    options = [
-        click.argument("directory", type=click.Path(path_type=Path)),
-        click.option("--out", type=click.Path(path_type=Path), metavar="FOLDER", required=True,
-                     help="Folder to create, with its parents (must be empty or absent unless --overwrite)."),
+    return _decorate(f, _options([
         click.option("--splits", "--split", "splits", default=None,
                      help="Comma-separated splits [default: all, e.g. train,val,test]."),
         click.option("--scenes", default=None, metavar="A:B", callback=_check_scene_range,
                      help="Scene indices A to B-1 of each split (also A:, :B, or one index A) [default: all]."),
-        click.option("--workers", type=int, default=1, show_default=True, help="Processes writing shards in parallel."),
-        click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT (only once the new export is complete)."),
-        click.option("--no-progress", is_flag=True, help="No progress bar."),
-        click.option("-v", "--verbose", is_flag=True),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    ], "Processes writing shards in parallel."))
 
 
 def _run_lightfield(export: Callable, scenes: str | None, **kwargs) -> dict:
