@@ -32,6 +32,7 @@ DATASET_COMMANDS = {
     "export hci": ["export", "hci", "{dir}", "--out", "{tmp}/hci"],
     "export lf-mat": ["export", "lf-mat", "{dir}", "--out", "{tmp}/lf-mat"],
     "export focal-stack": ["export", "focal-stack", "{dir}", "--out", "{tmp}/focal-stack"],
+    "export hf": ["export", "hf", "{dir}", "--out", "{tmp}/hf"],
     "expressions": ["expressions", "{dir}"],
     "verify": ["verify", "{dir}"],
     "finalize": ["finalize", "{dir}"],

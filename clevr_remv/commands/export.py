@@ -177,3 +177,42 @@ def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> No
 
     result = _run_lightfield(partial(export_focal_stack, slices=slices, compress=compress), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], "focal stacks")
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """"500MB", "2GB", "64MiB" or plain bytes -> bytes; anything else is a usage error (exit 2)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _SIZE_UNITS or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{value!r}: give a positive size like 500MB, 2GB or 64MiB", ctx, param)
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+@command.command("hf")
+@_export_options
+@click.option("--include-hidden", is_flag=True,
+              help="Also the (pair, view) whose referent is below the visibility threshold in that view "
+                   "(column visible false); by default the rows are RefDataset's samples, visible ones only.")
+@click.option("--max-file-size", default="500MB", show_default=True, callback=_parse_size, metavar="SIZE",
+              help="Start a new Parquet file before one would grow past SIZE (like push_to_hub's max_shard_size).")
+def hf(include_hidden: bool, max_file_size: int, **kwargs) -> None:
+    """Hugging Face Parquet: OUT/data/<split>-NNNNN-of-MMMMM.parquet (one row per (pair, view): image and
+    referent mask as PNG, sentence, ids, view, box, visibility), OUT/README.md (the dataset card);
+    datasets.load_dataset(OUT) reads it and push_to_hub publishes it."""
+    from functools import partial
+
+    from clevr_remv.export.hf import bytes_per_row, export_hf
+
+    result = _run(partial(export_hf, include_hidden=include_hidden, max_file_bytes=max_file_size), **kwargs)
+    files = result["parquet"]["files"]
+    for split, c in result["splits"].items():
+        hidden = f" ({c['hidden']} with the referent hidden)" if include_hidden else ""
+        click.echo(f"{split}: {c['rows']} rows{hidden} from {c['views']} views, "
+                   f"{len(files[split])} Parquet file{'s' * (len(files[split]) != 1)}")
+    click.echo(f"wrote {kwargs['out']} ({bytes_per_row(result) / 1000:.1f} kB per row): "
+               f"datasets.load_dataset({str(kwargs['out'])!r})")

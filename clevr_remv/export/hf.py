@@ -1,0 +1,348 @@
+"""`export hf`: Parquet files that Hugging Face `datasets` loads and the Hub serves as they are.
+
+    OUT/data/<split>-NNNNN-of-MMMMM.parquet   one row per (pair, view), image and mask as PNG
+    OUT/README.md                             the dataset card (clevr_remv.card)
+    OUT/export.json                           what was exported, with counts
+
+`datasets.load_dataset(OUT)` finds the splits by the file names (its default `data/<split>-*`
+pattern) and restores the features (Image for `image` and `mask`, a fixed-length list for `bbox`)
+from the `huggingface` key of each file's schema metadata, the key `datasets` itself writes, so
+no card or loading script is needed; `push_to_hub` or `huggingface-cli upload OUT` publishes it.
+
+The rows are `RefDataset(DIR, split, views)`'s samples, in its order: the (pair, view) whose
+referent is visible in that view (`refs/visible`); `include_hidden` adds the other (pair, view)
+with `visible` false. A row carries its view's whole image, as RefCOCO-style Hub datasets do, so
+a scene's image repeats once per pair that refers into it.
+
+Sizing: a row group holds at most ROW_GROUP_ROWS rows (streaming reads one row group to give
+the first sample; the Hub viewer pages by row group), and a file is closed before the row group
+that would take it past `max_file_bytes` (500 MB, `datasets`' own `max_shard_size`), so files
+stay under it unless a single row group is larger. Both depend only on the rows, never on the
+number of worker processes: workers write each HDF5 shard's rows to a part file, and one pass
+re-groups the parts, in shard order, into the final files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clevr_remv.export.common import (
+    ExportPlan,
+    ExportView,
+    image_id,
+    ref_id,
+    run_shards,
+    staged_directory,
+    summary,
+    write_json,
+)
+from clevr_remv.loader import ViewSpec, describe_views
+from clevr_remv.rig import view_position
+from clevr_remv.store.reader import open_shard, reading_shard
+
+log = logging.getLogger("clevr_remv")
+
+FORMAT = "hf"
+ROW_GROUP_ROWS = 100  # a streamed first sample reads one group: 100 rows, ~13 MB at 480x320
+MAX_FILE_BYTES = 500 * 1000**2  # datasets' push_to_hub max_shard_size ("500MB")
+DATA_DIR = "data"
+PARTS_DIR = ".parts"  # per-shard rows, inside the staging folder, removed before it is installed
+EXTRA = "pip install 'clevr-remv[hf]'"
+
+_IMAGE = {"_type": "Image"}
+
+
+def _value(dtype: str) -> dict[str, str]:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+# name -> (datasets feature as serialised in the schema metadata, one-line description for the card).
+# `Sequence` with a length rather than `List`: datasets < 4 knows only Sequence, datasets >= 4 reads
+# it as List(length=4); both give the same Arrow type, a fixed-size list.
+FEATURES: dict[str, tuple[dict[str, Any], str]] = {
+    "image": (_IMAGE, "the view's RGB image (PNG)"),
+    "mask": (_IMAGE, "the referent's visible pixels in this view (1-bit PNG; numpy gives a bool array)"),
+    "sentence": (_value("string"), "the referring expression"),
+    "ref_id": (_value("int64"), "id of this (pair, view), unique across splits; the ref_id of export refcoco"),
+    "pair_id": (_value("int64"), "the pair's refs/id in its split (one sentence, one referent)"),
+    "image_id": (_value("int64"), "id of this view of this scene; the image_id of export refcoco/coco"),
+    "split": (_value("string"), "train, val or test"),
+    "scene": (_value("int32"), "scene index within the split"),
+    "view": (_value("int32"), "view index k = view_row * N + view_col of the N x N camera rig"),
+    "view_row": (_value("int32"), "rig row of the view, 0 at the top"),
+    "view_col": (_value("int32"), "rig column of the view, 0 at the left"),
+    "object": (_value("int32"), "the referent's object id in the scene (mask value in the source shards)"),
+    "shape": (_value("string"), "the referent's shape"),
+    "color": (_value("string"), "the referent's colour"),
+    "size": (_value("string"), "the referent's size"),
+    "material": (_value("string"), "the referent's material"),
+    "bbox": ({"feature": _value("int32"), "length": 4, "_type": "Sequence"},
+             "[x, y, width, height] in pixels of the referent's visible mask in this view; null if it has no pixel"),
+    "visible": (_value("bool"), "the referent passes the dataset's visibility threshold in this view"),
+    "visible_fraction": (_value("float32"),
+                         "the referent's visible / amodal pixels in this view (NaN for datasets before schema 3)"),
+}
+
+
+def require_pyarrow() -> Any:
+    """pyarrow, or a one-line error naming the extra that installs it."""
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ValueError(f"export hf needs pyarrow: {EXTRA}") from None
+    return pyarrow
+
+
+def arrow_schema() -> Any:
+    """The Arrow schema of every file, with the `huggingface` metadata that restores the features."""
+    pa = require_pyarrow()
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    types = {"Image": image, "Sequence": pa.list_(pa.int32(), 4), "string": pa.string(), "int64": pa.int64(),
+             "int32": pa.int32(), "bool": pa.bool_(), "float32": pa.float32()}
+    fields = [pa.field(name, types[feature.get("dtype", feature["_type"])]) for name, (feature, _) in FEATURES.items()]
+    info = {"info": {"features": {name: feature for name, (feature, _) in FEATURES.items()}}}
+    return pa.schema(fields, metadata={"huggingface": json.dumps(info)})
+
+
+def _writer_options(pa: Any) -> dict[str, Any]:
+    """What datasets' own Parquet writer does: PNG bytes stored plain (compressing them gains
+    nothing), the rest snappy with dictionaries; page indexes and, where pyarrow has it (>= 21),
+    content-defined chunking, so a re-export that changes few rows uploads few new chunks to the
+    Hub's deduplicating storage."""
+    payload = ["image.bytes", "mask.bytes"]
+    options: dict[str, Any] = {
+        "compression": {leaf: ("none" if leaf in payload else "snappy") for leaf in _leaves(arrow_schema())},
+        "use_dictionary": [leaf for leaf in _leaves(arrow_schema()) if leaf not in payload],
+        "column_encoding": {leaf: "PLAIN" for leaf in payload},
+        "write_page_index": True,
+    }
+    if int(pa.__version__.split(".")[0]) >= 21:
+        options["use_content_defined_chunking"] = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024,
+                                                   "norm_level": 0}
+    return options
+
+
+def _leaves(schema: Any) -> list[str]:
+    """Parquet leaf column paths ("image.bytes", "bbox.list.element")."""
+    import pyarrow as pa
+
+    def walk(path: str, t: Any) -> list[str]:
+        if pa.types.is_struct(t):
+            return [leaf for f in t for leaf in walk(f"{path}.{f.name}", f.type)]
+        if pa.types.is_fixed_size_list(t) or pa.types.is_list(t):
+            return walk(f"{path}.list.element", t.value_type)
+        return [path]
+
+    return [leaf for f in schema for leaf in walk(f.name, f.type)]
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG at zlib level 1, as export/common.write_png writes files (a bool array: 1-bit PNG)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def bbox(mask: np.ndarray) -> list[int] | None:
+    """[x, y, width, height] of the True pixels (COCO's convention, whole pixels), None if none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+
+
+def _scenes(items: Iterator[ExportView]) -> Iterator[list[ExportView]]:
+    """Group views_of's views (scene by scene, each scene's chosen views in order) per scene."""
+    group: list[ExportView] = []
+    for item in items:
+        if group and item.scene != group[0].scene:
+            yield group
+            group = []
+        group.append(item)
+    if group:
+        yield group
+
+
+def _rows_of_scene(plan: ExportPlan, views: list[ExportView], objects: dict[int, dict[str, Any]],
+                   fractions: dict[int, np.ndarray], include_hidden: bool) -> Iterator[dict[str, Any]]:
+    """The rows of one scene in RefDataset's order: pair by pair, each pair's views in order."""
+    images: dict[int, bytes] = {}
+    for k, pair in enumerate(views[0].pairs):
+        for item in views:
+            visible = item.pairs[k].visible
+            if not (visible or include_hidden):
+                continue
+            if item.view not in images:  # one encoding per view, shared by the pairs that use it
+                images[item.view] = png_bytes(item.image)
+            referent = item.mask == pair.object
+            row, col = view_position(item.view, plan.grid)
+            attributes = objects[pair.object]
+            yield {
+                "image": {"bytes": images[item.view], "path": item.file_name},
+                "mask": {"bytes": png_bytes(referent), "path": None},
+                "sentence": pair.sentence,
+                "ref_id": ref_id(item.split_no, pair.id, item.view),
+                "pair_id": pair.id,
+                "image_id": image_id(item.split_no, item.scene, item.view),
+                "split": item.split, "scene": item.scene,
+                "view": item.view, "view_row": row, "view_col": col,
+                "object": pair.object,
+                **{key: str(attributes[key]) for key in ("shape", "color", "size", "material")},
+                "bbox": bbox(referent),
+                "visible": visible,
+                "visible_fraction": float(fractions[pair.id][item.view]),
+            }
+
+
+def _scene_records(plan: ExportPlan, path: Path) -> tuple[dict[int, dict[int, dict[str, Any]]], dict[int, np.ndarray]]:
+    """Per scene index, its objects by id; per refs/id, the referent's visible fraction in every view."""
+    from clevr_remv.loader import scene_indices
+
+    with open_shard(path, plan.root) as f, reading_shard(path, plan.root, "scenes and refs"):
+        indices = scene_indices(f)
+        objects = {int(indices[row]): {int(o["id"]): o for o in json.loads(text)["objects"]}
+                   for row, text in enumerate(f["scenes"].asstr()[()])}
+        g = f["refs"]
+        ids = g["id"][()]
+        fraction = (g["visible_fraction"][()] if "visible_fraction" in g
+                    else np.full(g["visible"].shape, np.nan, np.float32))  # written before schema 3
+    return objects, {int(pid): fraction[k] for k, pid in enumerate(ids)}
+
+
+def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
+                  tick: Callable[[], Any] | None) -> tuple[int, dict[str, Any]]:
+    """Write one shard's rows to a part file (row groups as they come); its path and counts."""
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema()
+    objects, fractions = _scene_records(plan, path)
+    part = staging / PARTS_DIR / split / f"{path.stem}.parquet"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    counts = Counter(views=0, rows=0, hidden=0)
+    batch: list[dict[str, Any]] = []
+    with pq.ParquetWriter(part, schema, compression="none") as writer:
+        for views in _scenes(plan.views_of(split, path)):
+            for row in _rows_of_scene(plan, views, objects[views[0].scene], fractions,
+                                      getattr(plan, "include_hidden", False)):
+                batch.append(row)
+                counts.update(rows=1, hidden=int(not row["visible"]))
+                if len(batch) == ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    batch = []
+            counts.update(views=len(views))
+            if tick is not None:
+                for _ in views:
+                    tick()
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    return counts["views"], {"split": split, "part": part, "counts": counts}
+
+
+def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> list[Path]:
+    """Copy the rows of `parts` (in order) into files of ROW_GROUP_ROWS-row groups, a new file
+    before a group that would take the current one past `max_file_bytes`; named
+    <split>-NNNNN-of-MMMMM.parquet once their number is known. A split without rows gets one
+    empty file, so load_dataset still lists it with its features."""
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    schema, options = arrow_schema(), _writer_options(pa)
+    files: list[Path] = []
+    writer, size = None, 0
+
+    def write(group: Any) -> None:
+        nonlocal writer, size
+        nbytes = int(group.nbytes)
+        if writer is None or (size and size + nbytes > max_file_bytes):
+            if writer is not None:
+                writer.close()
+            files.append(data / f".{split}-{len(files):05d}.parquet")
+            writer, size = pq.ParquetWriter(files[-1], schema, **options), 0
+        writer.write_table(group)
+        size += nbytes
+
+    pending: list[Any] = []  # record batches not yet making a whole group
+    rows = 0
+    for part in parts:
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=ROW_GROUP_ROWS):
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows >= ROW_GROUP_ROWS:
+                table = pa.Table.from_batches(pending, schema=schema)
+                write(table.slice(0, ROW_GROUP_ROWS).combine_chunks())
+                rest = table.slice(ROW_GROUP_ROWS)
+                pending, rows = rest.to_batches(), rest.num_rows
+    if rows or not files:
+        write(pa.Table.from_batches(pending, schema=schema).combine_chunks())
+    if writer is not None:
+        writer.close()
+    final = [data / f"{split}-{k:05d}-of-{len(files):05d}.parquet" for k in range(len(files))]
+    for tmp, path in zip(files, final):
+        tmp.rename(path)
+    return final
+
+
+def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Path]]) -> str | None:
+    """The dataset card (clevr_remv.card), or None where this version has no card module."""
+    try:
+        from clevr_remv.card import dataset_card, dataset_report
+    except ImportError:
+        return None
+    manifest = plan.reader.manifest
+    report = dataset_report(manifest, {s: plan.reader.shard_paths(s) for s in plan.splits})
+    parquet = {"views": list(plan.views), "rows": {s: counts[s]["rows"] for s in plan.splits},
+               "files": {s: len(files[s]) for s in plan.splits},
+               "features": {name: text for name, (_, text) in FEATURES.items()}}
+    return dataset_card(manifest, report, parquet=parquet)
+
+
+def export_hf(root: Path, out: Path, views: ViewSpec = "center", splits: list[str] | None = None, *,
+              include_hidden: bool = False, max_file_bytes: int = MAX_FILE_BYTES, overwrite: bool = False,
+              workers: int = 1, progress: bool = False) -> dict[str, Any]:
+    """Export the chosen views and splits of the dataset in `root` as Parquet into `out`; the summary."""
+    require_pyarrow()
+    if max_file_bytes <= 0:
+        raise ValueError(f"--max-file-size: give a positive size, not {max_file_bytes} bytes")
+    plan = ExportPlan(root, views, splits)
+    plan.include_hidden = include_hidden  # read by _export_shard, in worker processes too
+    log.info("exporting %s, views %s, as Parquet into %s", ", ".join(plan.splits),
+             describe_views(plan.views, plan.grid), out)
+    counts = {s: Counter(views=0, rows=0, hidden=0) for s in plan.splits}
+    with staged_directory(out, root, overwrite) as staging:
+        parts: dict[str, list[Path]] = {s: [] for s in plan.splits}
+        for shard in run_shards(plan, _export_shard, staging, workers, progress):
+            parts[shard["split"]].append(shard["part"])
+            counts[shard["split"]].update(shard["counts"])
+        (staging / DATA_DIR).mkdir()
+        files = {s: _regroup(parts[s], s, staging / DATA_DIR, max_file_bytes) for s in plan.splits}
+        shutil.rmtree(staging / PARTS_DIR, ignore_errors=True)
+        result = summary(FORMAT, plan, out, {s: dict(c) for s, c in counts.items()})
+        result["parquet"] = {"row_group_rows": ROW_GROUP_ROWS, "max_file_bytes": max_file_bytes,
+                             "include_hidden": include_hidden,
+                             "files": {s: [str(p.relative_to(staging)) for p in files[s]] for s in plan.splits},
+                             "bytes": {s: sum(p.stat().st_size for p in files[s]) for s in plan.splits}}
+        card = _card(plan, counts, files)
+        if card is not None:
+            (staging / "README.md").write_text(card, encoding="utf-8")
+        write_json(result, staging / "export.json")
+    return result
+
+
+def bytes_per_row(result: dict[str, Any]) -> float:
+    """Mean Parquet bytes per row of an export's summary (NaN without rows), for logs and benchmarks."""
+    rows = sum(c["rows"] for c in result["splits"].values())
+    return sum(result["parquet"]["bytes"].values()) / rows if rows else math.nan
