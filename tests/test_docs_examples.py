@@ -23,6 +23,7 @@ test_quickstart.py runs its commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -161,6 +162,18 @@ def place_for(page: Path, places: dict[str, PagePlace], dataset: Path,
     return places[str(page)]
 
 
+def evaluate(place: PagePlace, example: Example) -> None:
+    """Run one example of the page, noting a failure (skips are not failures) for the blocks after it."""
+    __tracebackhide__ = True
+    try:
+        example.evaluate()
+    except SKIPPED:
+        raise
+    except BaseException:
+        place.failed.append(example.line)
+        raise
+
+
 @pytest.mark.parametrize(("page", "index"), collect())
 def test_block(page: Path, index: int, places: dict[str, PagePlace], docs_dataset: Path,
                tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,27 +184,14 @@ def test_block(page: Path, index: int, places: dict[str, PagePlace], docs_datase
     examples = list(place.document.examples())
     # The earlier examples of the page first: its skip directives, and its blocks too when this one was
     # picked alone (-k); after a failed block, the rest of the page is skipped rather than failed again.
-    while place.done < index:
-        earlier = examples[place.done]
-        place.done += 1
-        if place.failed:
-            continue
-        try:
-            earlier.evaluate()
-        except SKIPPED:
-            pass
-        except Exception:
-            place.failed.append(earlier.line)
+    for earlier in examples[place.done:index]:
+        if not place.failed:
+            with contextlib.suppress(Exception, *SKIPPED):
+                evaluate(place, earlier)
+    place.done = index + 1
     if place.failed:
         pytest.skip(f"{page.name}: the block at line {place.failed[0]} failed before this one")
-    place.done = index + 1
     block = examples[index]
-    try:
-        block.evaluate()
-    except SKIPPED:
-        raise
-    except BaseException:
-        place.failed.append(block.line)
-        raise
+    evaluate(place, block)
     if not block.region.evaluator.ran:
         pytest.skip(f"{page.name}: skipped by the skip directive before line {block.line}")
