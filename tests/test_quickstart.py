@@ -1,9 +1,10 @@
 """The README's quickstart feeds the table after it: every command of the table runs as written on the
-quickstart's dataset, in the table's order, and so does the predictions snippet of "Evaluating models"
-that writes the table's `pred.h5`.
+quickstart's dataset, in the table's order, and so does the predictions snippet of docs/evaluation.md
+("Writing predictions") that writes the table's `pred.h5`.
 
-Everything is read from README.md, so this test breaks when the README drifts. Only the render's image
-size, rig and samples are made tiny for speed; `--scenes` stays, so the splits have the same sizes.
+Everything is read from README.md and docs/evaluation.md, so this test breaks when either drifts. Only
+the render's image size, rig and samples are made tiny for speed; `--scenes` stays, so the splits have
+the same sizes.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+EVALUATION = ROOT / "docs" / "evaluation.md"  # the page the table's evaluate row links to for pred.h5
 
 # What makes the quickstart's render tiny: these options and values replace the README's.
 TINY = {"--width": "32", "--height": "24", "--rig": "3", "--samples": "1"}
 
 
-def section(title: str) -> str:
-    """The text of the README section `title` (a `## ` heading) up to the next `## ` heading."""
-    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+def section(title: str, text: str = README) -> str:
+    """The text of the section `title` (a `## ` heading) of `text` (the README's by default), up to the
+    next `## ` heading."""
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def quickstart_render() -> list[str]:
@@ -46,8 +49,16 @@ def table_commands() -> list[str]:
     return [span for row in rows[2:] for span in re.findall(r"`([^`]+)`", row.rstrip(" |").rsplit(" | ", 1)[1])]
 
 
+def table_links() -> list[str]:
+    """The relative links of the table after the quickstart (without their #anchors)."""
+    after = section("Quickstart").split("Then, on the dataset in `out/`", 1)[1].split("\n\n", 2)[1]
+    return [link.split("#", 1)[0] for link in re.findall(r"\]\(([^)]+)\)", after)]
+
+
 def predictions_snippet() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", section("Evaluating models"), flags=re.S)
+    """The python block of docs/evaluation.md's "Writing predictions" that calls `PredictionsWriter(`."""
+    page = section("Writing predictions", EVALUATION.read_text(encoding="utf-8"))
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
     return next(b for b in blocks if "PredictionsWriter(" in b)
 
 
@@ -79,6 +90,9 @@ def test_the_readme_is_read_as_expected() -> None:
     commands = table_commands()
     assert any(c.startswith("clevr-remv evaluate") and "pred.h5" in c for c in commands), commands
     assert "out" in predictions_snippet() and "pred.h5" in predictions_snippet()
+    links = table_links()  # the table sends each step to its page of the documentation
+    assert "docs/evaluation.md" in links and all(link.startswith("docs/") for link in links), links
+    assert all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
     assert tiny(["render", "--scenes", "5", "--width", "240"])[:5] == ["render", "--scenes", "5", "--width", "32"]
 
 
