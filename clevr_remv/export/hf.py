@@ -94,6 +94,19 @@ FEATURES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+def feature_types() -> list[dict[str, Any]]:
+    """The features in the card's YAML form (`dataset_info.features`), as
+    `datasets.Features._to_yaml_list()` gives them except `sequence` for `list`, which every
+    `datasets` reads (versions before 4 know no `list`)."""
+    types = []
+    for name, (feature, _) in FEATURES.items():
+        if feature["_type"] == "Sequence":
+            types.append({"name": name, "sequence": feature["feature"]["dtype"], "length": feature["length"]})
+        else:
+            types.append({"name": name, "dtype": feature.get("dtype", feature["_type"].lower())})
+    return types
+
+
 def require_pyarrow() -> Any:
     """pyarrow, or a one-line error naming the extra that installs it."""
     try:
@@ -252,21 +265,23 @@ def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
     return counts["views"], {"split": split, "part": part, "counts": counts}
 
 
-def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> list[Path]:
+def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> tuple[list[Path], int]:
     """Copy the rows of `parts` (in order) into files of ROW_GROUP_ROWS-row groups, a new file
     before a group that would take the current one past `max_file_bytes`; named
-    <split>-NNNNN-of-MMMMM.parquet once their number is known. A split without rows gets one
-    empty file, so load_dataset still lists it with its features."""
+    <split>-NNNNN-of-MMMMM.parquet once their number is known. A split without rows gets no
+    file: `datasets` fails on a split whose files hold no row ("corresponds to no data").
+    Also returns the rows' Arrow bytes, the split's `num_bytes` as `datasets` counts it."""
     pa = require_pyarrow()
     import pyarrow.parquet as pq
 
     schema, options = arrow_schema(), _writer_options(pa)
     files: list[Path] = []
-    writer, size = None, 0
+    writer, size, total = None, 0, 0
 
     def write(group: Any) -> None:
-        nonlocal writer, size
+        nonlocal writer, size, total
         nbytes = int(group.nbytes)
+        total += nbytes
         if writer is None or (size and size + nbytes > max_file_bytes):
             if writer is not None:
                 writer.close()
@@ -286,27 +301,27 @@ def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> 
                 write(table.slice(0, ROW_GROUP_ROWS).combine_chunks())
                 rest = table.slice(ROW_GROUP_ROWS)
                 pending, rows = rest.to_batches(), rest.num_rows
-    if rows or not files:
+    if rows:
         write(pa.Table.from_batches(pending, schema=schema).combine_chunks())
     if writer is not None:
         writer.close()
     final = [data / f"{split}-{k:05d}-of-{len(files):05d}.parquet" for k in range(len(files))]
     for tmp, path in zip(files, final):
         tmp.rename(path)
-    return final
+    return final, total
 
 
-def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Path]]) -> str | None:
-    """The dataset card (clevr_remv.card), or None where this version has no card module."""
-    try:
-        from clevr_remv.card import dataset_card, dataset_report
-    except ImportError:
-        return None
+def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Path]],
+          num_bytes: dict[str, int]) -> str:
+    """The dataset card (README.md): the dataset's description with the export's splits, files and columns."""
+    from clevr_remv.card import dataset_card, dataset_report
+
     manifest = plan.reader.manifest
     report = dataset_report(manifest, {s: plan.reader.shard_paths(s) for s in plan.splits})
     parquet = {"views": list(plan.views), "rows": {s: counts[s]["rows"] for s in plan.splits},
                "files": {s: len(files[s]) for s in plan.splits},
-               "features": {name: text for name, (_, text) in FEATURES.items()}}
+               "features": {name: text for name, (_, text) in FEATURES.items()},
+               "feature_types": feature_types(), "num_bytes": num_bytes}
     return dataset_card(manifest, report, parquet=parquet)
 
 
@@ -328,16 +343,19 @@ def export_hf(root: Path, out: Path, views: ViewSpec = "center", splits: list[st
             parts[shard["split"]].append(shard["part"])
             counts[shard["split"]].update(shard["counts"])
         (staging / DATA_DIR).mkdir()
-        files = {s: _regroup(parts[s], s, staging / DATA_DIR, max_file_bytes) for s in plan.splits}
+        regrouped = {s: _regroup(parts[s], s, staging / DATA_DIR, max_file_bytes) for s in plan.splits}
+        files = {s: paths for s, (paths, _) in regrouped.items()}
+        for split in (s for s in plan.splits if not files[s]):
+            log.warning("split %r has no rows to export: no Parquet file, so load_dataset(%s) has no %r split",
+                        split, out, split)
         shutil.rmtree(staging / PARTS_DIR, ignore_errors=True)
         result = summary(FORMAT, plan, out, {s: dict(c) for s, c in counts.items()})
         result["parquet"] = {"row_group_rows": ROW_GROUP_ROWS, "max_file_bytes": max_file_bytes,
                              "include_hidden": include_hidden,
                              "files": {s: [str(p.relative_to(staging)) for p in files[s]] for s in plan.splits},
                              "bytes": {s: sum(p.stat().st_size for p in files[s]) for s in plan.splits}}
-        card = _card(plan, counts, files)
-        if card is not None:
-            (staging / "README.md").write_text(card, encoding="utf-8")
+        (staging / "README.md").write_text(_card(plan, counts, files, {s: n for s, (_, n) in regrouped.items()}),
+                                           encoding="utf-8")
         write_json(result, staging / "export.json")
     return result
 
