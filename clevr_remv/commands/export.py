@@ -91,7 +91,7 @@ def refcoco(**kwargs) -> None:
                    "mask, visible_mask, invisible_mask, occlude_rate; every object with an in-image amodal "
                    "pixel, hidden ones too (needs a dataset rendered with --amodal-masks).")
 def coco(amodal: bool, **kwargs) -> None:
-    """COCO instance segmentation: OUT/annotations/instances_<split>.json and OUT/<split>/*.png."""
+    """COCO instance segmentation: OUT/annotations/instances_SPLIT.json and OUT/SPLIT/*.png."""
     from functools import partial
 
     from clevr_remv.export import export_coco
@@ -140,7 +140,7 @@ def _report_lightfield(result: dict, out: Path, unit: str) -> None:
 @click.option("--all-views", is_flag=True,
               help="Also every view's gt_disp_lowres_CamNNN.pfm, gt_depth_lowres_CamNNN.pfm and valid_mask_CamNNN.png.")
 def hci(all_views: bool, scenes: str | None, **kwargs) -> None:
-    """HCI 4D light-field benchmark layout: OUT/<split>/<scene>/input_Cam000.png ..., parameters.cfg,
+    """HCI 4D light-field benchmark layout: OUT/SPLIT/SCENE/input_Cam000.png ..., parameters.cfg,
     gt_disp_lowres.pfm, gt_depth_lowres.pfm, valid_mask.png, masks and sentences."""
     from functools import partial
 
@@ -169,7 +169,7 @@ def lf_mat(compress: bool, scenes: str | None, **kwargs) -> None:
               help="Refocused slices per scene, evenly spread over its disparity range.")
 @click.option("--compress", is_flag=True, help="zlib-compress the .mat files (smaller, slower to write).")
 def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> None:
-    """Focal stacks of the centre view (salient-object-detection layout): OUT/<split>/allfocus/, mat/
+    """Focal stacks of the centre view (salient-object-detection layout): OUT/SPLIT/allfocus/, mat/
     (key img, H x W x 3N uint8), masks/ and sentences/."""
     from functools import partial
 
@@ -201,7 +201,7 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
 @click.option("--max-file-size", default="500MB", show_default=True, callback=_parse_size, metavar="SIZE",
               help="Start a new Parquet file before one would grow past SIZE (like push_to_hub's max_shard_size).")
 def hf(include_hidden: bool, max_file_size: int, **kwargs) -> None:
-    """Hugging Face Parquet: OUT/data/<split>-NNNNN-of-MMMMM.parquet (one row per (pair, view): image and
+    """Hugging Face Parquet: OUT/data/SPLIT-NNNNN-of-MMMMM.parquet (one row per (pair, view): image and
     referent mask as PNG, sentence, ids, view, box, visibility), OUT/README.md (the dataset card);
     datasets.load_dataset(OUT) reads it and push_to_hub publishes it."""
     from functools import partial
