@@ -7,7 +7,7 @@
 `datasets.load_dataset(OUT)` finds the splits by the file names (its default `data/<split>-*`
 pattern) and restores the features (Image for `image` and `mask`, a fixed-length list for `bbox`)
 from the `huggingface` key of each file's schema metadata, the key `datasets` itself writes, so
-no card or loading script is needed; `push_to_hub` or `huggingface-cli upload OUT` publishes it.
+no card or loading script is needed; `hf upload` (huggingface_hub) or `push_to_hub` publishes it.
 
 The rows are `RefDataset(DIR, split, views)`'s samples, in its order: the (pair, view) whose
 referent is visible in that view (`refs/visible`); `include_hidden` adds the other (pair, view)
@@ -16,7 +16,7 @@ a scene's image repeats once per pair that refers into it.
 
 Sizing: a row group holds at most ROW_GROUP_ROWS rows (streaming reads one row group to give
 the first sample; the Hub viewer pages by row group), and a file is closed before the row group
-that would take it past `max_file_bytes` (500 MB, `datasets`' own `max_shard_size`), so files
+that would take its rows' Arrow bytes past `max_file_bytes` (500 MB, `datasets`' `max_shard_size`), so files
 stay under it unless a single row group is larger. Both depend only on the rows, never on the
 number of worker processes: workers write each HDF5 shard's rows to a part file, and one pass
 re-groups the parts, in shard order, into the final files.
@@ -53,7 +53,7 @@ from clevr_remv.store.reader import open_shard, reading_shard
 log = logging.getLogger("clevr_remv")
 
 FORMAT = "hf"
-ROW_GROUP_ROWS = 100  # a streamed first sample reads one group: 100 rows, ~13 MB at 480x320
+ROW_GROUP_ROWS = 100  # a streamed first sample reads one group: 100 rows, ~12 MB at 480x320
 MAX_FILE_BYTES = 500 * 1000**2  # datasets' push_to_hub max_shard_size ("500MB")
 DATA_DIR = "data"
 PARTS_DIR = ".parts"  # per-shard rows, inside the staging folder, removed before it is installed
