@@ -153,7 +153,8 @@ def place_for(page: Path, places: dict[str, PagePlace], dataset: Path,
     if str(page) not in places:
         folder = tmp_path_factory.mktemp(page.stem)
         shutil.copytree(dataset, folder / "out")
-        (folder / "templates").symlink_to(ROOT / "templates")
+        # A copy: a page may show how to edit the templates, which must not touch the checkout's.
+        shutil.copytree(ROOT / "templates", folder / "templates")
         bin_dir = tmp_path_factory.mktemp(f"{page.stem}-bin")
         tiny_render_wrapper(bin_dir)
         path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
