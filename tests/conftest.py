@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
+
+# Hugging Face `datasets` (export hf's tests, the docs' loading examples, in this process and in the
+# subprocesses that inherit the environment) caches what it loads under HF_HOME, read once when it is
+# first imported: a session folder here, so a test run never writes to ~/.cache or reaches the network.
+_HF_HOME = tempfile.mkdtemp(prefix="clevr-remv-tests-hf-")
+atexit.register(shutil.rmtree, _HF_HOME, True)
+os.environ.update(HF_HOME=_HF_HOME, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
 
 # Tiny but real: 3x3 rig, 64x48 pixels, few samples; masks and depth are exact at any size.
 TINY_ARGS = ["--scenes", "3", "--rig", "3", "--width", "64", "--height", "48", "--samples", "2",
