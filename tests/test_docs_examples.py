@@ -5,8 +5,8 @@ drift from the code. One pytest item per block, named after its page and line, e
 The convention the pages are written to:
 
 - Each page runs in a fresh temporary folder (the working directory of its blocks) holding `out/`, a
-  complete tiny dataset (5 scenes, 32x24 pixels, 3x3 rig, draft), and `templates/`, the checkout's
-  expression templates; this venv's `clevr-remv` is first on PATH.
+  complete tiny dataset (5 scenes, 32x24 pixels, 3x3 rig, draft), and `templates/`, a copy of the
+  checkout's expression templates; this venv's `clevr-remv` is first on PATH.
 - The blocks of a page run in order and share that folder; its python blocks share one namespace.
 - A bash block runs with `bash -euo pipefail`; it fails on a non-zero exit or a "Traceback" on stderr.
 - Every `clevr-remv render`, from bash or from Python's subprocess, is made tiny: --width 32 --height 24
