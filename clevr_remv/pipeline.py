@@ -22,6 +22,7 @@ import numpy as np
 
 from clevr_remv import __version__, provenance, rig
 from clevr_remv.amodal import amodal
+from clevr_remv.card import stage_card
 from clevr_remv.config import RenderConfig, check_fits_in_memory, from_dict, render_arguments
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import ExpressionResult, generate_pairs, resolve_templates
@@ -289,12 +290,14 @@ def dataset_manifest(config: RenderConfig, blender: str, attrs: dict[str, dict])
 
 def stage_dataset_files(change: Transaction, config: RenderConfig, out: Path, manifest: dict,
                         shards_at: dict[str, Path] | None = None) -> None:
-    """Stage one file per split (virtual datasets over the shards) for readers, then the manifest,
-    which stays last: its presence means everything else is in place. `shards_at` names the new
-    shards of the same change, still under their temporaries (the split files copy their refs)."""
+    """Stage one file per split (virtual datasets over the shards) for readers, the dataset card
+    README.md (card.py; a hand-written one is kept), then the manifest, which stays last: its
+    presence means everything else is in place. `shards_at` names the new shards of the same
+    change, still under their temporaries (the split files copy their refs, the card counts them)."""
     for split, entry in manifest["splits"].items():
         write_split_file(out, split, entry["shards"], config.views, config.height, config.width,
                          into=change.stage(split_file_path(out, split)), read_from=shards_at)
+    stage_card(change, out, manifest, shards_at)
     write_manifest(out, manifest, into=change.stage(manifest_path(out)))
 
 

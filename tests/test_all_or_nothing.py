@@ -193,13 +193,13 @@ def test_expressions_failing_at_any_step_leaves_it_old_or_new(tiny_dataset: Path
 
 @pytest.mark.parametrize("mode", ["error", "dead"])
 def test_finalize_failing_at_any_step_leaves_it_old_or_new(tiny_dataset: Path, tmp_path: Path, mode: str) -> None:
-    """A farm's shards without split files and dataset.json; finalize writes the four together."""
+    """A farm's shards without split files, card and dataset.json; finalize writes the five together."""
     new = state(tiny_dataset)
     k = 0
     while True:
         k += 1
         out = copy(tiny_dataset, tmp_path / "out")
-        for name in ("dataset.json", "train.h5", "val.h5", "test.h5"):
+        for name in ("dataset.json", "train.h5", "val.h5", "test.h5", "README.md"):
             (out / name).unlink()
         old = state(out)
         with failing_at(k, mode, ("fsync", "replace", "link")) as calls:
@@ -321,8 +321,9 @@ def check_after_kill(out: Path, templates: Path, regenerated: dict, where: str) 
 
 def test_expressions_killed_at_each_step_is_completed_by_the_next_command(
         tiny_dataset: Path, templates: Path, regenerated: dict, tmp_path: Path) -> None:
-    # A tiny dataset's change: 6 files, fsynced one by one, then the journal (rename 1), then
-    # 6 renames (2-7). Killed while staging, just after the journal, and half-way through.
+    # A tiny dataset's change: 7 files (2 shards, 3 split files, README.md, dataset.json), fsynced
+    # one by one, then the journal (rename 1), then 7 renames (2-8). Killed while staging, just
+    # after the journal, and half-way through.
     for what, k, when in [("fsync", 3, "before"), ("fs", 2, "before"), ("fs", 4, "after")]:
         out = copy(tiny_dataset, tmp_path / "out")
         code = stopped(tmp_path, what, k, when, "expressions", str(out), "--templates", str(templates))
