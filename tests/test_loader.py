@@ -172,9 +172,10 @@ def test_the_torch_example_runs(tiny_dataset: Path) -> None:
     assert f"{pairs * 4} samples in" in result.stdout and "image (8, 3, 48, 64) torch.float32" in result.stdout
 
 
-def test_the_readme_example_runs(tiny_dataset: Path, capsys: pytest.CaptureFixture) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### The loader", 1)[1]
+def test_the_documented_example_runs(tiny_dataset: Path, capsys: pytest.CaptureFixture) -> None:
+    """The first example of docs/training.md's "The loader" prints the split's pair count first."""
+    page = (Path(__file__).parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
+    section = page.split("## The loader", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     exec(code.replace('"out"', repr(str(tiny_dataset))), {})
     pairs = len(shard_refs(tiny_dataset, "train"))

@@ -3,7 +3,7 @@ command-line contract of clevr_remv/contract.py: on a missing or bad argument on
 exit 2, on a wrong path one stderr line and exit 1, never a traceback.
 
 Each runs as a subprocess, as a user starts it. The list below must cover every module and script
-the README and the examples document (checked), so a new entry point cannot skip the contract.
+the README, CONTRIBUTING.md, the docs pages and the examples document (checked), so a new entry point cannot skip the contract.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def _command(entry: str) -> list[str]:
 
 def test_every_documented_entry_point_is_checked() -> None:
     documented = set()
-    for text in [(ROOT / "README.md").read_text(encoding="utf-8"),
+    for text in [(ROOT / "README.md").read_text(encoding="utf-8"), (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8"),
+                 *(p.read_text(encoding="utf-8") for p in ROOT.glob("docs/**/*.md")),
                  *(p.read_text(encoding="utf-8") for p in ROOT.glob("examples/**/*.md")),
                  *(p.read_text(encoding="utf-8") for p in ROOT.glob("examples/**/*.py"))]:
         documented |= {f"-m {m}" for m in re.findall(r"python -m (clevr_remv(?:\.\w+)*)(?![.\w])", text)}
