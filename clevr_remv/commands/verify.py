@@ -20,9 +20,10 @@ log = logging.getLogger("clevr_remv")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 def command(directory: Path, move_bad: bool, no_progress: bool, verbose: bool) -> None:
-    """Check the dataset in DIRECTORY: every shard the configuration plans (read chunk by chunk, so
-    checksums are tested), dataset.json and the split files. One line per bad file, a summary, and
-    exit 1 if anything is bad."""
+    """Check the dataset in DIRECTORY: every planned shard, dataset.json and the split files.
+
+    Every shard the configuration plans is read chunk by chunk, so the checksums are tested. One
+    line per bad file, a summary, and exit 1 if anything is bad."""
     setup_logging(verbose)
     from tqdm import tqdm
 
