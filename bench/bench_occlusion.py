@@ -1,7 +1,7 @@
 """How occluded the referents are, on many scenes, without rendering images.
 
 Visible fractions need only the masks and the depth, which Cycles writes exactly from a
-1-sample, 0-bounce render (README, "Performance"); this renders every view of each scene that
+1-sample, 0-bounce render (docs/output-format.md, "Scene layout"); this renders every view of each scene that
 way, makes the pairs as the pipeline does and bins the referent's visible fraction over
 (pair, view), centre view against all views, per split. It also times the amodal computation
 per scene (with and without keeping the masks) and measures the bytes per scene that

@@ -5,7 +5,7 @@ Every CLEVR shape is a convex mesh (render/assets.py: a bevelled cube, a 48 x 24
 camera is the convex hull of its projected vertices. Rasterising that polygon at the pixel
 centres, where Cycles aims the first sample that writes the object-index pass, gives the
 object's mask as Cycles would render it alone, without rendering: about a millisecond per
-object and view instead of a 1-sample render per object and view (README, "Occlusion").
+object and view instead of a 1-sample render per object and view (docs/occlusion.md).
 
 `amodal_masks` refines the polygons with the rendered masks and depth, so that the result
 always contains the rendered (visible) mask and equals it where nothing covers the object:

@@ -47,7 +47,7 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
 @click.option("--rig", "grid", type=int, default=9, show_default=True, help="Light-field array size N (N x N views, N odd).")
 @click.option("--baseline", type=float, default=0.1, show_default=True, help="Distance between neighbouring cameras (scene units).")
 @click.option("--quality", "preset", type=click.Choice(list(QUALITY_PRESETS)), default="default", show_default=True,
-              help="Sampling and denoising preset (README, Performance).")
+              help="Sampling and denoising preset (docs: Performance).")
 @click.option("--samples", type=int, default=None, help="Cycles samples per pixel, overriding the preset's.")
 @click.option("--device", type=click.Choice(DEVICE_REQUESTS), default="auto", show_default=True,
               help="auto: best GPU backend Cycles finds (OptiX, CUDA, HIP, oneAPI, Metal), else CPU; gpu: the "
@@ -77,7 +77,7 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
               help="Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance.")
 @click.option("--amodal-masks", is_flag=True,
               help="Also store every object's amodal mask in every view (bit-packed, about 0.12 MB per "
-                   "480x320 9x9 scene; README, Occlusion). amodal_pixels and refs/visible_fraction are "
+                   "480x320 9x9 scene; docs: Occlusion). amodal_pixels and refs/visible_fraction are "
                    "always written.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)

@@ -5,7 +5,7 @@ Cycles (CUDA and OptiX alike: OptiX loads the CUDA module for its utility kernel
 otherwise it hands the driver the closest older PTX (`kernel_compute_75.ptx`), which the driver
 compiles before the first sample. For the Cycles kernel that takes many minutes on one CPU core,
 with nothing on screen: on an H100 (9.0) with Blender 4.5 it was still compiling after 5 min 21 s
-(README, "GPU"). The PyPI builds ship no 8.0 (A100) or 9.0 (H100, H200) cubin, and 5.3 none for
+(docs/performance.md, "GPU"). The PyPI builds ship no 8.0 (A100) or 9.0 (H100, H200) cubin, and 5.3 none for
 8.9 either, so a farm of such cards meets this on every node.
 
 The driver keeps what it compiled in its JIT cache (CUDA_CACHE_PATH, default ~/.nv/ComputeCache),

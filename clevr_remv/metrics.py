@@ -1,4 +1,4 @@
-"""Referring-segmentation metrics across light-field views (README, "Evaluating models").
+"""Referring-segmentation metrics across light-field views (docs/evaluation.md).
 
 Pure NumPy, so the figures can be checked by hand and reused on any model's output:
 

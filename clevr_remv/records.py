@@ -1,6 +1,6 @@
 """In-memory records that flow from the renderer and the expression engine to the shard writer.
 
-They mirror the per-scene slices of the shard datasets in the README's "Output layout", so the writer only
+They mirror the per-scene slices of the shard datasets on docs/output-format.md, so the writer only
 stacks them and the reader only slices them.
 """
 

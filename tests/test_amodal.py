@@ -1,4 +1,4 @@
-"""Amodal masks and visible fractions against Cycles and against geometry (README, "Occlusion")."""
+"""Amodal masks and visible fractions against Cycles and against geometry (docs/occlusion.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`clevr-remv export refcoco|coco DIR --out OUT [--views ...] [--splits ...]`: layouts that
-other code bases read unchanged (README, "Training and export")."""
+other code bases read unchanged (docs/training.md)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `generate_refs` is what the pipeline calls once per scene. Every sentence is realised from a
 CLEVR-style functional program (stored in `refs/program`); a pair is kept only when the
 evaluator, run on the scene description, returns exactly its referent. Templates are data
-in the repository's `templates/` folder (see the README for the format).
+in the repository's `templates/` folder (docs/expressions.md documents the format).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `expression_stats` summarises (scene, pairs) results; `python -m clevr_remv.expressions.stats
 --layouts 300` measures them on freshly drawn layouts without rendering (every object counted
 as fully visible), which is how template or weight changes are checked against the published
-figures (7-8 pairs per scene, about 8.0 words per sentence; README, "Referring expressions").
+figures (7-8 pairs per scene, about 8.0 words per sentence; docs/expressions.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A template family is one JSON file: a program skeleton with placeholders, constraints and
 several phrasings. `lexicon.json` beside them says how every value is worded (synonyms).
 Everything is checked at load time, so a typo in a template is a clear `TemplateError`
-naming the file, not a silently wrong training label. The README documents the format.
+naming the file, not a silently wrong training label. docs/expressions.md documents the format.
 
 Placeholders are ``<K>`` or ``<Kn>``: K says what fills it, the optional number n names
 the object slot (no number and each number are different objects):

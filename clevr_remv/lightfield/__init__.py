@@ -2,7 +2,7 @@
 depth estimate, the light-field exports (HCI 4D benchmark, BasicLFSR `.mat`, focal stacks) and
 the HCI benchmark's disparity metrics.
 
-Conventions (README, "Light-field rig"): view k = row·N + col, row 0 at the top, col 0 at the
+Conventions (docs/output-format.md, "Light-field rig"): view k = row·N + col, row 0 at the top, col 0 at the
 left seen from behind the cameras; disparity d = f·b·(1/z − 1/z_focus) pixels per view step
 (`rig.disparity`), positive nearer than the focus plane; the centre view's pixel (y, x) is seen in
 view (r, c) at (y − (r − c₀)·d, x − (c − c₀)·d). This is the HCI 4D benchmark's convention.

@@ -84,7 +84,7 @@ class RayExecutor:
 
     def _cpu_threads(self) -> int:
         """--threads, else the smallest live node's CPUs: one task fills a node, as one worker
-        fills a CPU machine best (README, "Throughput with workers")."""
+        fills a CPU machine best (docs/performance.md, "Throughput with workers")."""
         if self.threads is None:
             nodes = [n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")]
             self.threads = max(1, int(min((c for c in nodes if c), default=1)))

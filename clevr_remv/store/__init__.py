@@ -1,4 +1,4 @@
-"""HDF5 storage: atomic shard writes, the manifest, and the reading API (README, "Output layout")."""
+"""HDF5 storage: atomic shard writes, the manifest, and the reading API (docs/output-format.md)."""
 
 from clevr_remv.store.atomic import atomic_path, write_json_atomic
 from clevr_remv.store.cleanup import sweep_stale_temporaries

@@ -1,4 +1,4 @@
-"""Writing and checking one HDF5 shard: the on-disk contract (README, "Output layout").
+"""Writing and checking one HDF5 shard: the on-disk contract (docs/output-format.md).
 
 A shard holds S scenes of one split, V views each. The per-view arrays are chunked one
 view per chunk, so a reader (or a training loader that only wants the central view)
@@ -26,7 +26,7 @@ from clevr_remv.store.atomic import atomic_path
 from clevr_remv.vocabulary import MAX_OBJECTS
 
 # 2: the pixel datasets carry Fletcher-32 checksums (1 had none; readers handle both).
-# 3: `amodal_pixels`, `refs/visible_fraction` and, optionally, `amodal_masks` (README, "Occlusion");
+# 3: `amodal_pixels`, `refs/visible_fraction` and, optionally, `amodal_masks` (docs/occlusion.md);
 #    readers and `verify` accept 2 and 3 (DATASETS_SINCE says what a version-2 file lacks).
 SCHEMA_VERSION = 3
 SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
@@ -34,7 +34,7 @@ SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
 # Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
 # filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
 # without plugins. Chosen with bench/bench_storage.py and a real 81-view scene at the
-# default quality (README, "Performance"):
+# default quality (docs/performance.md):
 # - images: gzip 6: 7.7 MB/scene against 8.2 (gzip 4) and 7.6 (gzip 9, 3x slower to
 #   write); 1.1 s to write a scene that took 200 s to render. Shuffle is a no-op on
 #   bytes; the plugins' zstd and Blosc2 were no smaller.
@@ -44,7 +44,7 @@ SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
 #   does nothing on chunks that hold +inf.
 # Every pixel chunk also carries HDF5's Fletcher-32 checksum (4 bytes per chunk), so a
 # flipped byte anywhere makes reading that chunk fail instead of returning wrong pixels;
-# `clevr-remv verify` reads every chunk. Measured cost: README, "Checking and completing".
+# `clevr-remv verify` reads every chunk. Measured cost: docs/checking.md, "Checksums".
 CHECKSUM: dict[str, Any] = dict(fletcher32=True)
 IMAGE_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False, **CHECKSUM)
 MASK_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=6, shuffle=False, **CHECKSUM)
@@ -79,7 +79,7 @@ REF_DATASETS: tuple[str, ...] = (
 DATASETS_SINCE: dict[str, int] = {"amodal_pixels": 3, "refs/visible_fraction": 3}
 # Optional (render --amodal-masks): uint8 (S, V, N_max, H, ceil(W / 8)), each mask row bit-packed
 # (np.packbits along W, first pixel in the high bit), one view per chunk: 0.12 MB for a 480x320 9x9
-# scene against 0.24 MB as bool, and 5x faster to write (README, "Occlusion"). unpack_masks() undoes it.
+# scene against 0.24 MB as bool, and 5x faster to write (docs/occlusion.md). unpack_masks() undoes it.
 AMODAL_MASKS = "amodal_masks"
 
 
@@ -113,7 +113,7 @@ def in_schema(names: dict | tuple, schema: int) -> dict | tuple:
 
 def scene_layout(views: int, height: int, width: int, schema: int = SCHEMA_VERSION,
                  amodal_masks: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape of one scene's row and dtype of every per-scene dataset (the README's output table),
+    """Shape of one scene's row and dtype of every per-scene dataset (the table of docs/output-format.md),
     as schema version `schema` has them; `amodal_masks` adds the optional amodal masks."""
     v, h, w = views, height, width
     layout = {

@@ -1,4 +1,4 @@
-"""Check a dataset directory against its plan, its manifest and the contract (README, "Output layout").
+"""Check a dataset directory against its plan, its manifest and the contract (docs/output-format.md).
 
 A shard under its final name is whole when it was written (atomic rename), but disks,
 copies and transfers can still damage it later. `verify_dataset` opens every planned
