@@ -151,6 +151,7 @@ def test_parts_regroup_into_whole_groups_and_files_under_the_limit(hf_all: Path,
     assert pa.concat_tables([pq.read_table(f) for f in files])["ref_id"].to_pylist() == list(range(1000))
     assert num_bytes == pytest.approx(sum(map(sum, sizes)), rel=0.01)  # read back: validity bitmaps added
     assert pq.read_schema(files[0]).metadata == schema.metadata
+    assert not any(part.exists() for part in parts)  # each removed once copied: the export's size on disk once
 
 
 def test_workers_write_identical_files(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -212,6 +213,27 @@ def test_bad_options_fail_in_one_line(tiny_dataset: Path, tmp_path: Path, args: 
     result = export(str(tiny_dataset), "--out", str(tmp_path / "out"), *args)
     assert result.exit_code == code and result.output.strip().splitlines()[-1].startswith(message), result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_without_a_single_row_fails_and_writes_nothing(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Every referent hidden in the chosen view: no Parquet file at all, an OUT load_dataset cannot read."""
+    import shutil
+
+    source = Path(shutil.copytree(tiny_dataset, tmp_path / "ds"))
+    for path in DatasetReader(source).shard_paths("train"):
+        with h5py.File(path, "r+") as f:
+            visible = f["refs/visible"][()]
+            visible[:, 0] = False
+            f["refs/visible"][...] = visible
+    result = export(str(source), "--out", str(tmp_path / "out"), "--splits", "train", "--views", "0")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: nothing to export: train in views 0 hold no (pair, view) whose referent is visible "
+        "(--include-hidden exports hidden ones)")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    result = export(str(source), "--out", str(tmp_path / "out"), "--splits", "train", "--views", "0",
+                    "--include-hidden")
+    assert result.exit_code == 0, result.output
 
 
 def test_non_empty_out_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ referent is visible in that view (`refs/visible`); `include_hidden` adds the oth
 with `visible` false. A row carries its view's whole image, as RefCOCO-style Hub datasets do, so
 a scene's image repeats once per pair that refers into it.
 
-Sizing: a row group holds at most ROW_GROUP_ROWS rows (streaming reads one row group to give
-the first sample; the Hub viewer pages by row group), and a file is closed before the row group
+Sizing: a row group holds at most ROW_GROUP_ROWS rows (9.5 MB at 480x320; the Hub viewer pages
+by row group; a streamed first sample reads at least one, in practice pyarrow's first pre-buffered
+range of up to 32 MiB: 28.7 MB of a 69 MB file, measured, so a file of push_to_hub's size is never
+read whole for it), and a file is closed before the row group
 that would take its rows' Arrow bytes past `max_file_bytes` (500 MB, `datasets`' `max_shard_size`), so files
 stay under it unless a single row group is larger. Both depend only on the rows, never on the
 number of worker processes: workers write each HDF5 shard's rows to a part file, and one pass
@@ -53,7 +55,7 @@ from clevr_remv.store.reader import open_shard, reading_shard
 log = logging.getLogger("clevr_remv")
 
 FORMAT = "hf"
-ROW_GROUP_ROWS = 100  # a streamed first sample reads one group: 100 rows, ~12 MB at 480x320
+ROW_GROUP_ROWS = 100  # 9.5 MB at 480x320 (95.6 kB per row, measured): well under pyarrow's 32 MiB read ranges
 MAX_FILE_BYTES = 500 * 1000**2  # datasets' push_to_hub max_shard_size ("500MB")
 DATA_DIR = "data"
 PARTS_DIR = ".parts"  # per-shard rows, inside the staging folder, removed before it is installed
@@ -299,14 +301,16 @@ def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> 
     pending: list[Any] = []  # record batches not yet making a whole group
     rows = 0
     for part in parts:
-        for batch in pq.ParquetFile(part).iter_batches(batch_size=ROW_GROUP_ROWS):
-            pending.append(batch)
-            rows += batch.num_rows
-            while rows >= ROW_GROUP_ROWS:
-                table = pa.Table.from_batches(pending, schema=schema)
-                write(table.slice(0, ROW_GROUP_ROWS).combine_chunks())
-                rest = table.slice(ROW_GROUP_ROWS)
-                pending, rows = rest.to_batches(), rest.num_rows
+        with pq.ParquetFile(part) as source:
+            for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+                pending.append(batch)
+                rows += batch.num_rows
+                while rows >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema=schema)
+                    write(table.slice(0, ROW_GROUP_ROWS).combine_chunks())
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, rows = rest.to_batches(), rest.num_rows
+        part.unlink()  # its rows are in `pending` or written: the export needs its size once, not twice
     if rows:
         write(pa.Table.from_batches(pending, schema=schema).combine_chunks())
     if writer is not None:
@@ -348,6 +352,10 @@ def export_hf(root: Path, out: Path, views: ViewSpec = "center", splits: list[st
         for shard in run_shards(plan, _export_shard, staging, workers, progress):
             parts[shard["split"]].append(shard["part"])
             counts[shard["split"]].update(shard["counts"])
+        if not any(c["rows"] for c in counts.values()):  # OUT would hold no file load_dataset can read
+            raise ValueError(f"nothing to export: {', '.join(plan.splits)} in views {describe_views(plan.views, plan.grid)} "
+                             + ("hold no referring pair" if include_hidden else
+                                "hold no (pair, view) whose referent is visible (--include-hidden exports hidden ones)"))
         (staging / DATA_DIR).mkdir()
         regrouped = {s: _regroup(parts[s], s, staging / DATA_DIR, max_file_bytes) for s in plan.splits}
         files = {s: paths for s, (paths, _) in regrouped.items()}
