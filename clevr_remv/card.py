@@ -175,7 +175,7 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
         ("image size", f"{config.width} × {config.height} pixels"),
         ("light-field rig", f"{config.grid} × {config.grid} = {config.views} views, baseline {config.baseline:g}, "
                             f"lens {config.lens_mm:g} mm, sensor {config.sensor_mm:g} mm"),
-        ("render quality", f"preset `{preset}`: {quality.samples} samples per pixel, "
+        ("render quality", f"preset `{preset}`: {_count(quality.samples, 'sample')} per pixel, "
                            f"{'denoised' if quality.denoise else 'not denoised'}, "
                            f"caustics {'on' if quality.caustics else 'off'}"),
         ("objects per scene", f"{config.layout.min_objects}–{config.layout.max_objects}"),
@@ -188,6 +188,11 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
     if arguments is not None:
         command = "clevr-remv render " + " ".join(arguments) + " --out DIR"
     return rows, command
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 scene", "1,500 scenes": the card reads as prose for a tiny test dataset too."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _per_split(splits: Mapping[str, Mapping[str, Any]], key: str) -> str:
@@ -217,7 +222,7 @@ def _summary(manifest: dict, report: dict) -> str:
         "instance mask and depth for every view and template-generated referring sentences, each naming "
         "exactly one object. A RES model trains on the centre view and is tested on the others; the "
         "Multi-View Robustness (MVR) metric measures how much its IoU drops as the camera moves.\n\n"
-        f"This dataset holds {scenes:,} scenes and {pairs:,} image-text pairs "
+        f"This dataset holds {_count(scenes, 'scene')} and {_count(pairs, 'image-text pair')} "
         f"({_per_split(splits, 'scenes')} scenes and {_per_split(splits, 'pairs')} pairs for {names})."
     )
 
@@ -256,7 +261,7 @@ def _license_and_citation(manifest: dict) -> list[str]:
     version = manifest.get("generator_version", __version__)
     bibtex = "\n".join([
         "@software{clevr_remv,",
-        "  title   = {clevr-remv: a generator of CLEVR-Remv, a light-field dataset for referring "
+        "  title   = {clevr-remv: a generator of CLEVR-Remv, a synthetic light-field dataset for referring "
         "expression segmentation},",
         "  author  = {{clevr-remv contributors}},",
         f"  version = {{{version}}},",
@@ -285,8 +290,8 @@ def _hdf5_body(manifest: dict, report: dict) -> str:
              "one file per split: HDF5 virtual datasets over its shards, and its referring pairs (`refs/*`)"),
             (", ".join(f"`{s}/shard-*.h5`" for s in splits),
              "the shards: images, masks, depth, cameras, pixel counts, scene descriptions, `refs/*`"),
-        ]) + "\n\nEvery dataset, attribute and convention is described in the clevr-remv README "
-        "(\"Output layout\"). Keep the folder together: the split files read the shards by relative paths, "
+        ]) + "\n\nEvery dataset, attribute and convention is described on the \"Output format\" page of the "
+        "clevr-remv documentation (`docs/output-format.md` in its repository). Keep the folder together: the split files read the shards by relative paths, "
         "and a missing shard reads as zeros (`clevr-remv verify DIR` checks every file).",
         "## How to load\n\n"
         "With clevr-remv installed, one sample per (referring pair, view):\n\n"

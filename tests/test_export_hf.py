@@ -196,6 +196,7 @@ def test_the_output_folder_holds_card_summary_and_data(hf, hf_all: Path) -> None
     assert "`visible_fraction`" in card and "views 0, 1, 2, 3, 4, 5, 6, 7, 8" in card
     summary = json.loads((hf_all / "export.json").read_text())
     assert summary["format"] == "hf" and summary["views"] == list(range(9))
+    assert "/" not in summary["source"] and summary["out"] == "."  # no local path in what is published
     assert summary["parquet"]["row_group_rows"] == ROW_GROUP_ROWS
     assert summary["splits"]["test"]["rows"] == 0 and summary["parquet"]["files"]["test"] == []
     assert sorted(p.name for p in (hf_all / "data").iterdir()) == [

@@ -364,6 +364,8 @@ def export_hf(root: Path, out: Path, views: ViewSpec = "center", splits: list[st
                         split, out, split)
         shutil.rmtree(staging / PARTS_DIR, ignore_errors=True)
         result = summary(FORMAT, plan, out, {s: dict(c) for s, c in counts.items()})
+        # OUT is made to be published as it is: no path of this machine in it, the folder names only.
+        result.update(source=plan.root.resolve().name, out=".")
         result["parquet"] = {"row_group_rows": ROW_GROUP_ROWS, "max_file_bytes": max_file_bytes,
                              "include_hidden": include_hidden,
                              "files": {s: [str(p.relative_to(staging)) for p in files[s]] for s in plan.splits},
