@@ -382,3 +382,17 @@ def test_a_zombie_or_finished_process_counts_as_gone_and_a_running_one_as_alive(
         sleeper.kill()
         sleeper.wait()
         finished.wait()
+
+
+def test_a_shard_read_after_its_iterator_closed_it_says_so(tiny_dataset: Path) -> None:
+    """next(iter_shards(...)) drops the generator, which closes the shard at once: the read that follows
+    names that, where HDF5's "invalid identifier" would have been reported as a damaged shard."""
+    from clevr_remv.store import DatasetReader
+
+    reader = DatasetReader(tiny_dataset)
+    for shard in reader.iter_shards("train"):  # inside the loop the shard is open
+        assert shard.scene(0).objects
+        break
+    shard = next(reader.iter_shards("train"))
+    with pytest.raises(ValueError, match="was closed before this read.*read inside the loop"):
+        shard.scene(0)

@@ -95,6 +95,11 @@ class ShardReader:
     def _reading(self, what: str | None = None, row: int | None = None, view: int | None = None):
         """`reading_shard` for the file that holds scene row `row`: this one, or the split file's
         shard behind it, whose own row number then fills `{row}` in `what` (as `{view}` does view)."""
+        if not self._file.id.valid:  # HDF5 would say "invalid identifier", which reads like damage
+            raise ValueError(f"{self.path} was closed before this read: a ShardReader from iter_shards or "
+                             "iter_scenes closes when the loop moves on or the iterator is dropped "
+                             "(next(reader.iter_shards(...)) drops it at once); read inside the loop, or "
+                             "open ShardReader(path) yourself")
         path, local = self.path, row
         if isinstance(row, (int, np.integer)) and row >= 0 and self._sources:
             k = int(np.searchsorted(self._offsets, row, side="right")) - 1
