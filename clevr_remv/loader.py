@@ -60,8 +60,8 @@ def select_views(views: ViewSpec, grid: int) -> list[int]:
             return list(corner_views(grid))
         if name == "all":
             return list(range(n_views))
-        try:
-            chosen = [int(part) for part in name.split(",") if part.strip()]
+        try:  # an empty item ("1,,2", "0,") is a typo too: a view may have been lost there
+            chosen = [int(part) for part in name.split(",")]
         except ValueError:
             raise ValueError(f"views {views!r}: expected center, corners, all or a comma-separated list of "
                              f"view indices 0..{n_views - 1}") from None

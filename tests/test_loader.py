@@ -78,7 +78,7 @@ def test_view_selections(tiny_dataset: Path) -> None:
 
 @pytest.mark.parametrize("views, message", [
     (9, "outside the 3x3 rig"), ([-1], "outside the 3x3 rig"), ("middle", "expected center, corners"),
-    ([4, 4], "listed twice"), ([], "no view"),
+    ([4, 4], "listed twice"), ([], "no view"), ("1,,2", "expected center, corners"), ("0,", "expected center"),
 ])
 def test_bad_views_fail_in_one_line(tiny_dataset: Path, views, message: str) -> None:
     with pytest.raises(ValueError, match=message) as info:
