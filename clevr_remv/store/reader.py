@@ -239,7 +239,8 @@ class DatasetReader:
         return [self.root / name for name in self.manifest["splits"][split].get("shards", [])]
 
     def iter_shards(self, split: str) -> Iterator[ShardReader]:
-        """Open each shard of `split` in turn; each is closed when the next one is opened."""
+        """Open each shard of `split` in turn; each is closed when the next one is opened, or when
+        the iterator is dropped, so read a shard inside the loop (or open `ShardReader(path)`)."""
         for path in self.shard_paths(split):
             with ShardReader(path, self.root) as shard:
                 yield shard
