@@ -19,9 +19,7 @@ gives the card of a Parquet export (`clevr-remv export hf`) instead.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -347,48 +345,15 @@ def _parquet_body(manifest: dict, report: dict, parquet: dict) -> str:
 # ---------------------------------------------------------------------------- YAML
 
 
-# A plain scalar YAML reads back as the same string; anything else is written double-quoted: YAML 1.1's
-# booleans and null, and what could read as a number, a date or a time (a digit among digit-like signs).
-_PLAIN = re.compile(r"[A-Za-z0-9_][\w .,/<>*+()=-]*(?<! )")
-_NOT_STRINGS = re.compile(r"(?i)y|n|yes|no|on|off|true|false|null|[-+]?[0-9a-fox._:+-]*[0-9][0-9a-fox._:+-]*")
+def _yaml_lines(meta: Mapping[str, Any]) -> list[str]:
+    """The header's YAML, block style in the given key order, as the Hub's own cards write it
+    (huggingface_hub dumps card data with PyYAML too); a string that would read back as another
+    type ("no", "12", "2024-01-01") is quoted by the dumper."""
+    import yaml
 
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    text = str(value)
-    if _PLAIN.fullmatch(text) and not _NOT_STRINGS.fullmatch(text):
-        return text
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
-
-
-def _yaml_lines(value: Mapping | list, indent: str = "") -> list[str]:
-    """Block-style YAML of nested dicts and lists (lists under a key at the key's indent, as the
-    Hub's cards write them)."""
-    lines = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(item, (Mapping, list)):
-                lines.append(f"{indent}{key}: {_scalar(item)}")
-            elif not item:
-                lines.append(f"{indent}{key}: {'{}' if isinstance(item, Mapping) else '[]'}")
-            else:
-                lines.append(f"{indent}{key}:")
-                lines += _yaml_lines(item, indent + "  " if isinstance(item, Mapping) else indent)
-        return lines
-    for item in value:
-        if isinstance(item, Mapping) and item:
-            first, *rest = _yaml_lines(item, indent + "  ")
-            lines += [f"{indent}- {first.lstrip()}", *rest]
-        elif isinstance(item, list):
-            raise TypeError("a list directly inside a list has no block form here")
-        else:
-            lines.append(f"{indent}- {_scalar(item) if not isinstance(item, Mapping) else '{}'}")
-    return lines
+    text = yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True, default_flow_style=False,
+                          width=2**31 - 1)
+    return text.splitlines()
 
 
 # ---------------------------------------------------------------------------- writing it

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from clevr_remv import __version__
-from clevr_remv.card import MARKER, _scalar, dataset_card, dataset_report, size_category
+from clevr_remv.card import MARKER, _yaml_lines, dataset_card, dataset_report, size_category
 from clevr_remv.expressions import load_templates
 from clevr_remv.stats.collect import dataset_shards
 from conftest import run_cli
@@ -220,7 +220,7 @@ def test_size_categories_are_the_hubs(n: int, bucket: str) -> None:
 @pytest.mark.parametrize("text", ["n<1K", "1K<n<10K", "no", "On", "null", "12", "1.5", "2024-01-01", "0x1F",
                                   "a: b", "# x", "- x", " x", "", 'say "hi"', "é", "data/train-*.parquet"])
 def test_yaml_strings_read_back_as_written(text: str) -> None:
-    assert yaml.safe_load(f"k: {_scalar(text)}")["k"] == text
+    assert yaml.safe_load("\n".join(_yaml_lines({"k": text})))["k"] == text
 
 
 def test_the_cards_loading_examples_run(tiny_dataset: Path, capsys: pytest.CaptureFixture) -> None:
