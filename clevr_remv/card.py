@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from clevr_remv import __version__
-from clevr_remv.config import QUALITY_PRESETS, from_dict, render_arguments
+from clevr_remv.config import from_dict, quality_preset, render_arguments
 from clevr_remv.stats.collect import collect
 from clevr_remv.stats.report import build_report, markdown_tables
 from clevr_remv.store.transaction import Transaction
@@ -155,9 +154,7 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
     stored = manifest.get("config", {})
     config = from_dict(stored)
     quality = config.quality
-    # The first preset that differs at most in samples, as render_arguments picks it.
-    preset = next((name for name, q in QUALITY_PRESETS.items() if replace(q, samples=quality.samples) == quality),
-                  "custom")
+    preset = quality_preset(quality) or "custom"
     try:
         arguments = render_arguments(config)
     except ValueError:  # a setting that has no render option (changed in code)

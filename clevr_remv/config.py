@@ -218,6 +218,12 @@ def check_fits_in_memory(config: RenderConfig, available_bytes: int | None = Non
 _NOT_OPTIONS = ("lens_mm", "sensor_mm", "split_fractions", "visibility_attempts", "layout")
 
 
+def quality_preset(quality: Quality) -> str | None:
+    """The first preset that `quality` equals except perhaps in samples (`--quality P --samples N`
+    gives it back); None when no preset does."""
+    return next((name for name, q in QUALITY_PRESETS.items() if replace(q, samples=quality.samples) == quality), None)
+
+
 def render_arguments(config: RenderConfig) -> list[str]:
     """The `clevr-remv render` options that give back a config with this `identity()`.
 
@@ -229,13 +235,13 @@ def render_arguments(config: RenderConfig) -> list[str]:
     changed = [name for name in _NOT_OPTIONS if getattr(config, name) != getattr(default, name)]
     if changed:
         raise ValueError(f"the settings {', '.join(changed)} differ from the defaults and have no render option")
-    presets = [name for name, q in QUALITY_PRESETS.items() if replace(q, samples=config.quality.samples) == config.quality]
-    if not presets:
+    preset = quality_preset(config.quality)
+    if preset is None:
         raise ValueError(f"the quality settings {config.quality} match no --quality preset")
     args = ["--scenes", str(config.scenes), "--seed", str(config.seed), "--width", str(config.width),
             "--height", str(config.height), "--rig", str(config.grid), "--baseline", repr(float(config.baseline)),
-            "--quality", presets[0]]
-    if config.quality.samples != QUALITY_PRESETS[presets[0]].samples:
+            "--quality", preset]
+    if config.quality.samples != QUALITY_PRESETS[preset].samples:
         args += ["--samples", str(config.quality.samples)]
     args += ["--depth-bits", str(config.depth_mantissa_bits), "--scenes-per-shard", str(config.scenes_per_shard)]
     return args + (["--amodal-masks"] if config.amodal_masks else [])
