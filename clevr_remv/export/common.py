@@ -15,7 +15,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,6 +106,7 @@ class Pair:
     object: int
     sentence: str
     visible: bool
+    visible_fraction: float = float("nan")  # in the current view; NaN in datasets before schema 3
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class ExportView:
     shapes: dict[int, str]  # object id -> shape
     pairs: list[Pair]
     amodal: np.ndarray | None = None  # (10, H, W) bool amodal masks, when the plan asks for them
+    objects: dict[int, dict[str, Any]] = field(default_factory=dict)  # object id -> its scene description
 
     @property
     def image_id(self) -> int:
@@ -182,18 +184,21 @@ class ExportPlan:
                 g = f["refs"]
                 ref_rows, ref_ids, ref_objects = g["scene"][()], g["id"][()], g["object"][()]
                 sentences, visible = g["expression"].asstr()[()], g["visible"][()]
+                fraction = (g["visible_fraction"][()] if "visible_fraction" in g
+                            else np.full(visible.shape, np.nan, np.float32))  # written before schema 3
             for row, scene in enumerate(json.loads(s) for s in texts):
-                shapes = {int(o["id"]): o["shape"] for o in scene["objects"]}
+                objects = {int(o["id"]): o for o in scene["objects"]}
+                shapes = {i: o["shape"] for i, o in objects.items()}
                 mine = np.flatnonzero(ref_rows == row)
                 for view in self.views:
-                    pairs = [Pair(int(ref_ids[k]), int(ref_objects[k]), str(sentences[k]), bool(visible[k, view]))
-                             for k in mine]
+                    pairs = [Pair(int(ref_ids[k]), int(ref_objects[k]), str(sentences[k]), bool(visible[k, view]),
+                                  float(fraction[k, view])) for k in mine]
                     with reading_shard(path, self.root, f"view {view} of scene row {row}"):
                         image, mask = f["images"][row, view], f["masks"][row, view]
                         amodal = (unpack_masks(f["amodal_masks"][row, view], mask.shape[1])
                                   if getattr(self, "amodal", False) else None)
                     yield ExportView(split, self.split_numbers[split], int(indices[row]), view,
-                                     image, mask, shapes, pairs, amodal)
+                                     image, mask, shapes, pairs, amodal, objects)
 
 
 ShardWork = Callable[["ExportPlan", str, Path, Path, Callable[[], Any] | None], tuple[int, T]]

@@ -50,7 +50,6 @@ from clevr_remv.export.common import (
 )
 from clevr_remv.loader import ViewSpec, describe_views
 from clevr_remv.rig import view_position
-from clevr_remv.store.reader import open_shard, reading_shard
 
 log = logging.getLogger("clevr_remv")
 
@@ -130,15 +129,15 @@ def arrow_schema() -> Any:
     return pa.schema(fields, metadata={"huggingface": json.dumps(info)})
 
 
-def _writer_options(pa: Any) -> dict[str, Any]:
+def _writer_options(pa: Any, schema: Any) -> dict[str, Any]:
     """What datasets' own Parquet writer does: PNG bytes stored plain (compressing them gains
     nothing), the rest snappy with dictionaries; page indexes and, where pyarrow has it (>= 21),
     content-defined chunking, so a re-export that changes few rows uploads few new chunks to the
     Hub's deduplicating storage."""
-    payload = ["image.bytes", "mask.bytes"]
+    payload, leaves = ["image.bytes", "mask.bytes"], _leaves(schema)
     options: dict[str, Any] = {
-        "compression": {leaf: ("none" if leaf in payload else "snappy") for leaf in _leaves(arrow_schema())},
-        "use_dictionary": [leaf for leaf in _leaves(arrow_schema()) if leaf not in payload],
+        "compression": {leaf: ("none" if leaf in payload else "snappy") for leaf in leaves},
+        "use_dictionary": [leaf for leaf in leaves if leaf not in payload],
         "column_encoding": {leaf: "PLAIN" for leaf in payload},
         "write_page_index": True,
     }
@@ -197,8 +196,7 @@ def _scenes(items: Iterator[ExportView]) -> Iterator[list[ExportView]]:
         yield group
 
 
-def _rows_of_scene(plan: ExportPlan, views: list[ExportView], objects: dict[int, dict[str, Any]],
-                   fractions: dict[int, np.ndarray], include_hidden: bool) -> Iterator[dict[str, Any]]:
+def _rows_of_scene(plan: ExportPlan, views: list[ExportView], include_hidden: bool) -> Iterator[dict[str, Any]]:
     """The rows of one scene in RefDataset's order: pair by pair, each pair's views in order."""
     images: dict[int, bytes] = {}
     for k, pair in enumerate(views[0].pairs):
@@ -210,7 +208,7 @@ def _rows_of_scene(plan: ExportPlan, views: list[ExportView], objects: dict[int,
                 images[item.view] = png_bytes(item.image)
             referent = item.mask == pair.object
             row, col = view_position(item.view, plan.grid)
-            attributes = objects[pair.object]
+            attributes = item.objects[pair.object]
             yield {
                 "image": {"bytes": images[item.view], "path": item.file_name},
                 "mask": {"bytes": png_bytes(referent), "path": None},
@@ -224,23 +222,8 @@ def _rows_of_scene(plan: ExportPlan, views: list[ExportView], objects: dict[int,
                 **{key: str(attributes[key]) for key in ("shape", "color", "size", "material")},
                 "bbox": bbox(referent),
                 "visible": visible,
-                "visible_fraction": float(fractions[pair.id][item.view]),
+                "visible_fraction": item.pairs[k].visible_fraction,
             }
-
-
-def _scene_records(plan: ExportPlan, path: Path) -> tuple[dict[int, dict[int, dict[str, Any]]], dict[int, np.ndarray]]:
-    """Per scene index, its objects by id; per refs/id, the referent's visible fraction in every view."""
-    from clevr_remv.loader import scene_indices
-
-    with open_shard(path, plan.root) as f, reading_shard(path, plan.root, "scenes and refs"):
-        indices = scene_indices(f)
-        objects = {int(indices[row]): {int(o["id"]): o for o in json.loads(text)["objects"]}
-                   for row, text in enumerate(f["scenes"].asstr()[()])}
-        g = f["refs"]
-        ids = g["id"][()]
-        fraction = (g["visible_fraction"][()] if "visible_fraction" in g
-                    else np.full(g["visible"].shape, np.nan, np.float32))  # written before schema 3
-    return objects, {int(pid): fraction[k] for k, pid in enumerate(ids)}
 
 
 def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
@@ -250,15 +233,13 @@ def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
     import pyarrow.parquet as pq
 
     schema = arrow_schema()
-    objects, fractions = _scene_records(plan, path)
     part = staging / PARTS_DIR / split / f"{path.stem}.parquet"
     part.parent.mkdir(parents=True, exist_ok=True)
     counts = Counter(views=0, rows=0, hidden=0)
     batch: list[dict[str, Any]] = []
     with pq.ParquetWriter(part, schema, compression="none") as writer:
         for views in _scenes(plan.views_of(split, path)):
-            for row in _rows_of_scene(plan, views, objects[views[0].scene], fractions,
-                                      getattr(plan, "include_hidden", False)):
+            for row in _rows_of_scene(plan, views, getattr(plan, "include_hidden", False)):
                 batch.append(row)
                 counts.update(rows=1, hidden=int(not row["visible"]))
                 if len(batch) == ROW_GROUP_ROWS:
@@ -282,7 +263,8 @@ def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> 
     pa = require_pyarrow()
     import pyarrow.parquet as pq
 
-    schema, options = arrow_schema(), _writer_options(pa)
+    schema = arrow_schema()
+    options = _writer_options(pa, schema)
     files: list[Path] = []
     writer, size, total = None, 0, 0
 
