@@ -75,3 +75,19 @@ LIGHTFIELD_ARGS = ["--scenes", "5", "--rig", "3", "--width", "120", "--height", 
 @pytest.fixture(scope="session")
 def lightfield_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_tiny(tmp_path_factory, "lightfield", LIGHTFIELD_ARGS)
+
+
+def templates_with_zero_hop(tmp_path_factory: pytest.TempPathFactory, text: str) -> Path:
+    """A copy of the repository's templates whose zero-hop family has the one sentence `text`, so
+    that `expressions --templates` changes the refs of a rendered dataset."""
+    import json
+    import shutil
+
+    from clevr_remv.expressions import load_templates
+
+    folder = tmp_path_factory.mktemp("templates") / "templates"
+    shutil.copytree(load_templates().root, folder)
+    family = json.loads((folder / "zero_hop.json").read_text())
+    family["texts"] = [text]
+    (folder / "zero_hop.json").write_text(json.dumps(family))
+    return folder

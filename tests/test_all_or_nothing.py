@@ -30,8 +30,7 @@ from unittest import mock
 import h5py
 import pytest
 
-from clevr_remv.expressions import load_templates
-from conftest import run_cli
+from conftest import run_cli, templates_with_zero_hop
 from test_verify import VAL, flip_byte_in_chunk
 
 JOURNAL = ".transaction.json"
@@ -107,12 +106,7 @@ def verify_ok(root: Path) -> None:
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The templates with other zero-hop sentences, so that `expressions` changes the refs."""
-    folder = tmp_path_factory.mktemp("templates") / "templates"
-    shutil.copytree(load_templates().root, folder)
-    family = json.loads((folder / "zero_hop.json").read_text())
-    family["texts"] = ["Please find the <Z> <C> <M> <S>."]
-    (folder / "zero_hop.json").write_text(json.dumps(family))
-    return folder
+    return templates_with_zero_hop(tmp_path_factory, "Please find the <Z> <C> <M> <S>.")
 
 
 @pytest.fixture(scope="module")

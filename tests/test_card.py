@@ -15,9 +15,8 @@ import yaml
 
 from clevr_remv import __version__
 from clevr_remv.card import MARKER, _yaml_lines, dataset_card, dataset_report, size_category
-from clevr_remv.expressions import load_templates
 from clevr_remv.stats.collect import dataset_shards
-from conftest import run_cli
+from conftest import run_cli, templates_with_zero_hop
 
 CARD = "README.md"
 
@@ -110,12 +109,7 @@ def test_finalize_writes_the_same_card(tiny_dataset: Path, tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def other_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The templates with longer zero-hop sentences: other words per sentence."""
-    folder = tmp_path_factory.mktemp("templates") / "templates"
-    shutil.copytree(load_templates().root, folder)
-    family = json.loads((folder / "zero_hop.json").read_text())
-    family["texts"] = ["Please find the one and only <Z> <C> <M> <S> in this picture."]
-    (folder / "zero_hop.json").write_text(json.dumps(family))
-    return folder
+    return templates_with_zero_hop(tmp_path_factory, "Please find the one and only <Z> <C> <M> <S> in this picture.")
 
 
 def test_expressions_rewrites_the_card_with_the_new_numbers(tiny_dataset: Path, other_templates: Path,
