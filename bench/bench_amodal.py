@@ -1,8 +1,8 @@
-"""Amodal masks: the silhouette polygons (clevr_remv.amodal) against Cycles rendering each object alone.
+"""Amodal masks: the silhouette polygons (clevr_remv.truth.amodal) against Cycles rendering each object alone.
 
 For each scene, every object in the centre and the four corner views (or every view with
 --all-views) is rendered by Cycles with the other objects invisible to camera rays
-(clevr_remv.render.amodal, 1 sample, 0 bounces) and compared with its polygon: pixels only one
+(clevr_remv.render.amodal_reference, 1 sample, 0 bounces) and compared with its polygon: pixels only one
 of them covers, IoU per shape, and the time per object and view of each method.
 
     python bench/bench_amodal.py --scenes 10            # 480x320, 9x9 rig
@@ -24,10 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clevr_remv import amodal, pipeline, rig  # noqa: E402
 from clevr_remv.config import RenderConfig  # noqa: E402
-from clevr_remv.render.amodal import render_amodal_reference  # noqa: E402
+from clevr_remv.produce.pixel_path import draw_scene  # noqa: E402
+from clevr_remv.render.amodal_reference import render_amodal_reference  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer  # noqa: E402
+from clevr_remv.scene import rig  # noqa: E402
+from clevr_remv.truth import amodal  # noqa: E402
 
 
 def edge_distance(obj, K: np.ndarray, w2c: np.ndarray, x: int, y: int) -> float:
@@ -60,7 +62,7 @@ def main() -> None:
     object_views = 0
     with BlenderRenderer(config, threads=args.threads) as renderer:
         for index in range(args.first, args.first + args.scenes):
-            scene = pipeline.draw_scene(config, "train", index, renderer.probe_centre_mask)
+            scene = draw_scene(config, "train", index, renderer.probe_centre_mask)
             K, w2c = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
             start = time.perf_counter()
             reference = render_amodal_reference(renderer, scene, views)

@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from clevr_remv.evaluation.disparity_scoring import evaluate_disparity  # noqa: E402
 from clevr_remv.export import export_refcoco  # noqa: E402
-from clevr_remv.lightfield.disparity_evaluation import evaluate_disparity  # noqa: E402
-from clevr_remv.lightfield.focal_stack_export import export_focal_stack  # noqa: E402
-from clevr_remv.lightfield.hci import export_hci  # noqa: E402
-from clevr_remv.lightfield.lf_mat import export_lf_mat  # noqa: E402
+from clevr_remv.export.focal_stack import export_focal_stack  # noqa: E402
+from clevr_remv.export.hci import export_hci  # noqa: E402
+from clevr_remv.export.lf_mat import export_lf_mat  # noqa: E402
 from clevr_remv.store import DatasetReader  # noqa: E402
 
 

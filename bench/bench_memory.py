@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import Quality, RenderConfig  # noqa: E402
+from clevr_remv.produce.pixel_path import render_scene  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer  # noqa: E402
 from clevr_remv.runners.local import process_memory_mb  # noqa: E402
 
@@ -38,7 +38,7 @@ def main() -> None:
     renderer = BlenderRenderer(config)
     samples = []
     for index in range(args.scenes):
-        pipeline.render_scene(config, "train", index, renderer)
+        render_scene(config, "train", index, renderer)
         if index in (0, 9) or (index + 1) % max(1, args.scenes // 10) == 0:
             samples.append((index + 1, rss_mb()))
             print(f"after {index + 1:5d} scenes: {samples[-1][1]:8.1f} MB", flush=True)

@@ -25,15 +25,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clevr_remv import amodal, pipeline, rig  # noqa: E402
 from clevr_remv.config import RenderConfig  # noqa: E402
 from clevr_remv.expressions import generate_pairs, resolve_templates  # noqa: E402
-from clevr_remv.occlusion import BIN_NAMES, bin_index, ref_fractions  # noqa: E402
-from clevr_remv.records import SceneRender  # noqa: E402
+from clevr_remv.produce.pixel_path import draw_scene  # noqa: E402
 from clevr_remv.render.cycles import PROBE_QUALITY  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer  # noqa: E402
+from clevr_remv.scene import rig  # noqa: E402
 from clevr_remv.store import ShardWriter  # noqa: E402
-from clevr_remv.visibility import visible_pixels  # noqa: E402
+from clevr_remv.store.records import SceneRender  # noqa: E402
+from clevr_remv.truth import amodal  # noqa: E402
+from clevr_remv.truth.occlusion import BIN_NAMES, bin_index, ref_fractions  # noqa: E402
+from clevr_remv.truth.visibility import visible_pixels  # noqa: E402
 
 
 def shard_bytes(render: SceneRender, refs, with_masks: bool) -> int:
@@ -74,7 +76,7 @@ def main() -> None:
         for split in ("train", "val", "test"):
             fractions, visible, objects = [], [], []
             for index in range(args.scenes):
-                scene = pipeline.draw_scene(config, split, index, renderer.probe_centre_mask)
+                scene = draw_scene(config, split, index, renderer.probe_centre_mask)
                 views = renderer.render_scene(scene)
                 K, w2c = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
                 start = time.perf_counter()

@@ -45,15 +45,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bpy  # noqa: E402
 import h5py  # noqa: E402
 
-from clevr_remv import pipeline  # noqa: E402
-from clevr_remv.config import _QUALITY_FIELDS_ADDED_LATER, QUALITY_PRESETS, Quality, RenderConfig  # noqa: E402
-from clevr_remv.devices import DEVICE_REQUESTS  # noqa: E402
-from clevr_remv.image_quality import off_share, psnr  # noqa: E402
+from clevr_remv.config import (  # noqa: E402
+    _QUALITY_FIELDS_ADDED_LATER,
+    QUALITY_PRESETS,
+    Quality,
+    RenderConfig,
+)
+from clevr_remv.gpu.devices import DEVICE_REQUESTS  # noqa: E402
+from clevr_remv.gpu.image_quality import off_share, psnr  # noqa: E402
+from clevr_remv.produce.pixel_path import draw_scene, render_shard  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer, blender_version, quiet_stdout  # noqa: E402
-from clevr_remv.scene import Scene  # noqa: E402
-from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
-from clevr_remv.shards import ShardSpec  # noqa: E402
+from clevr_remv.scene.description import Scene  # noqa: E402
+from clevr_remv.scene.seeds import MAX_CYCLES_SEED, cycles_seed  # noqa: E402
 from clevr_remv.store.atomic import atomic_path  # noqa: E402
+from clevr_remv.store.plan import ShardSpec  # noqa: E402
 
 DATASET_SCENES = 10_000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,7 +79,7 @@ def reference_seed(scene_seed: tuple[int, ...], view: int) -> int:
 class SeededRenderer(BlenderRenderer):
     """The pipeline's renderer, whose per-view Cycles seed the benchmark can replace for a while."""
 
-    seed_for_view = None  # None: the pipeline's per-view seed (clevr_remv.seeds.cycles_seed)
+    seed_for_view = None  # None: the pipeline's per-view seed (clevr_remv.scene.seeds.cycles_seed)
 
     def _set_view(self, view: int) -> None:
         super()._set_view(view)
@@ -118,7 +123,7 @@ def measure_pipeline(config: RenderConfig) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         watch = renderer.stopwatch
         start = time.perf_counter()
-        pipeline.render_shard(config, shard, Path(tmp), renderer, blender_version(),
+        render_shard(config, shard, Path(tmp), renderer, blender_version(),
                               on_view=bare_render_of_this_view, stopwatch=watch)
         total = time.perf_counter() - start - sum(bare)
         with h5py.File(shard.path(Path(tmp)), "r") as f:
@@ -212,7 +217,7 @@ def benchmark_scenes(config: RenderConfig, renderer: SeededRenderer, count: int)
     picked: list[Scene] = []
     seed = 0
     while len(picked) < count:
-        scene = pipeline.draw_scene(config.with_(seed=seed), "test", seed, renderer.probe_centre_mask)
+        scene = draw_scene(config.with_(seed=seed), "test", seed, renderer.probe_centre_mask)
         has_metal = any(o.material == "metal" for o in scene.objects)
         if has_metal and len(scene.objects) not in {len(s.objects) for s in picked}:
             picked.append(scene)

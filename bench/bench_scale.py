@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from clevr_remv import pipeline
 from clevr_remv.config import Quality, RenderConfig
-from clevr_remv.devices import DEVICE_REQUESTS, DeviceChoice, plan_workers
+from clevr_remv.gpu.devices import DEVICE_REQUESTS, DeviceChoice, plan_workers
+from clevr_remv.produce.run import run
 from clevr_remv.runners.choose import device_choice
 from clevr_remv.runners.local import LocalExecutor
 
@@ -38,7 +38,7 @@ def render_once(config: RenderConfig, choice: DeviceChoice, gpus: str | None, wo
     out = Path(tempfile.mkdtemp(prefix=f"w{workers}-", dir=root))
     executor = LocalExecutor(plan_workers(choice, gpus, workers), choice)
     start = time.perf_counter()
-    result = pipeline.run(config, out, executor=executor)
+    result = run(config, out, executor=executor)
     wall = time.perf_counter() - start
     assert result.manifest is not None and not result.failed, result
     shutil.rmtree(out)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clevr_remv import pipeline  # noqa: E402
 from clevr_remv.config import Quality, RenderConfig  # noqa: E402
-from clevr_remv.shards import ShardSpec  # noqa: E402
+from clevr_remv.produce.pixel_path import render_scene, render_shard  # noqa: E402
 from clevr_remv.store import write_shard  # noqa: E402
+from clevr_remv.store.plan import ShardSpec  # noqa: E402
 
 
 def peak_mb(write: Callable[[Path, int], None], scenes: int) -> float:
@@ -58,10 +58,10 @@ def main() -> None:
     renderer = BlenderRenderer(config)
 
     def streaming(out: Path, n: int) -> None:
-        pipeline.render_shard(config, ShardSpec("train", 0, 0, n), out, renderer, "bench")
+        render_shard(config, ShardSpec("train", 0, 0, n), out, renderer, "bench")
 
     def holding(out: Path, n: int) -> None:
-        rendered = [pipeline.render_scene(config, "train", i, renderer) for i in range(n)]
+        rendered = [render_scene(config, "train", i, renderer) for i in range(n)]
         write_shard(out / "train" / "shard-00000.h5", [r for r, _ in rendered], [e.refs for _, e in rendered], {},
                     split="train", shard_index=0)
 

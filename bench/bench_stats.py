@@ -30,14 +30,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clevr_remv import pipeline  # noqa: E402
+from clevr_remv.scene.layout import draw_layout, scene_rng  # noqa: E402
+from clevr_remv.scene.vocabulary import MAX_OBJECTS  # noqa: E402
+
 from clevr_remv.config import RenderConfig  # noqa: E402
-from clevr_remv.expressions import generate_pairs, resolve_templates  # noqa: E402
-from clevr_remv.layout import draw_layout, scene_rng  # noqa: E402
-from clevr_remv.records import SceneRender  # noqa: E402
-from clevr_remv.shards import plan_shards  # noqa: E402
+from clevr_remv.expressions import (  # noqa: E402
+    expression_attrs,  # noqa: E402
+    generate_pairs,
+    resolve_templates,
+)
+from clevr_remv.produce.finish import finish_dataset  # noqa: E402
+from clevr_remv.produce.pixel_path import shard_attrs  # noqa: E402
 from clevr_remv.store import write_shard  # noqa: E402
-from clevr_remv.vocabulary import MAX_OBJECTS  # noqa: E402
+from clevr_remv.store.plan import plan_shards  # noqa: E402
+from clevr_remv.store.records import SceneRender  # noqa: E402
 
 
 def tiny_render(scene, visible_pixels: np.ndarray) -> SceneRender:
@@ -69,11 +75,11 @@ def build(out: Path, scenes: int, distinct: int, seed: int = 0) -> None:
             scene = replace(scene, split=shard.split, index=index)
             renders.append(tiny_render(scene, pixels))
             results.append(generate_pairs(scene, pixels, config.min_visible_pixels, templates))
-        attrs = {**pipeline.shard_attrs(config, shard, "none (synthetic)"), **pipeline.expression_attrs(results)}
+        attrs = {**shard_attrs(config, shard, "none (synthetic)"), **expression_attrs(results)}
         write_shard(shard.path(out), renders, [r.refs for r in results], attrs, split=shard.split,
                     shard_index=shard.index)
     print(f"wrote {len(plan_shards(config))} shards in {time.perf_counter() - started:.1f} s", flush=True)
-    pipeline.finish_dataset(config, out, "none (synthetic)")
+    finish_dataset(config, out, "none (synthetic)")
 
 
 def timed(*args: str) -> tuple[float, float]:

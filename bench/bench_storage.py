@@ -45,10 +45,11 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from clevr_remv.scene.vocabulary import COLORS  # noqa: E402
+
 from clevr_remv.config import RenderConfig  # noqa: E402
-from clevr_remv.precision import round_mantissa  # noqa: E402
 from clevr_remv.store import shard as shard_module  # noqa: E402
-from clevr_remv.vocabulary import COLORS  # noqa: E402
+from clevr_remv.truth.depth_precision import round_mantissa  # noqa: E402
 
 try:
     import hdf5plugin  # type: ignore[import-not-found]
@@ -63,7 +64,7 @@ class Setting:
     label: str
     kwargs: dict[str, Any]
     plugin: bool = False
-    mantissa_bits: int | None = None  # depth rounded first (clevr_remv.precision), as the pipeline does
+    mantissa_bits: int | None = None  # depth rounded first (clevr_remv.truth.depth_precision), as the pipeline does
 
 
 def builtin_settings(kind: str) -> list[Setting]:

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clevr_remv.image_quality import psnr  # noqa: E402
+from clevr_remv.gpu.image_quality import psnr  # noqa: E402
 
 
 def device(cached) -> str:

@@ -13,9 +13,9 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from clevr_remv.devices import DEVICE_REQUESTS
-from clevr_remv.scene import SPLITS, Vec3
-from clevr_remv.vocabulary import MAX_OBJECTS
+from clevr_remv.gpu.devices import DEVICE_REQUESTS
+from clevr_remv.scene.description import SPLITS, Vec3
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 
 REFERENCE_PIXELS = 480 * 320
 REFERENCE_MIN_VISIBLE = 200

@@ -29,7 +29,6 @@ from unittest import mock
 
 import h5py
 import pytest
-
 from conftest import run_cli, templates_with_zero_hop
 from test_verify import VAL, flip_byte_in_chunk
 

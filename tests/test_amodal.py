@@ -9,12 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from clevr_remv import amodal, pipeline, rig
 from clevr_remv.config import RenderConfig
-from clevr_remv.occlusion import BINS, bin_index, ref_fractions, visible_fraction
-from clevr_remv.scene import SceneObject
+from clevr_remv.produce.pixel_path import draw_scene
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import SceneObject
 from clevr_remv.store import DatasetReader
-from clevr_remv.visibility import visible_pixels
+from clevr_remv.truth import amodal
+from clevr_remv.truth.occlusion import BINS, bin_index, ref_fractions, visible_fraction
+from clevr_remv.truth.visibility import visible_pixels
 
 CONFIG = RenderConfig(scenes=20, width=120, height=80, grid=3, device="cpu", seed=5)
 VIEWS = [*rig.corner_views(3), 4]  # the four corners and the centre
@@ -34,7 +36,7 @@ def renderer():
 
 def three_shapes(renderer):
     """A drawn scene whose first three objects become a large cube, sphere and cylinder, rotated."""
-    scene = pipeline.draw_scene(CONFIG, "train", 3, renderer.probe_centre_mask)
+    scene = draw_scene(CONFIG, "train", 3, renderer.probe_centre_mask)
     spots = [(-1.6, 0.9), (0.2, -1.4), (1.7, 1.2)]
     objects = [replace(o, shape=shape, size="large", rotation=25.0 + 20 * i,
                        position=(*spots[i], 0.7 / np.sqrt(2) if shape == "cube" else 0.7))
@@ -57,7 +59,7 @@ def test_unit_vertices_are_blenders_meshes() -> None:
 
 def test_unoccluded_polygon_equals_cycles_alone(renderer) -> None:
     """Each shape rendered alone by Cycles (the others invisible to camera rays) against its polygon."""
-    from clevr_remv.render.amodal import render_amodal_reference
+    from clevr_remv.render.amodal_reference import render_amodal_reference
 
     scene = three_shapes(renderer)
     reference = render_amodal_reference(renderer, scene, VIEWS)
@@ -74,7 +76,7 @@ def test_rendered_scene_amodal_contains_and_matches_visible(renderer) -> None:
     (the raw polygon 99.5 % of it) where something does; both shapes of objects are exercised."""
     seen = {"unoccluded": set(), "occluded": 0}
     for index in range(6):
-        scene = pipeline.draw_scene(CONFIG, "train", index, renderer.probe_centre_mask)
+        scene = draw_scene(CONFIG, "train", index, renderer.probe_centre_mask)
         views = renderer.render_scene(scene)
         K, w2c = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
         counts, masks = amodal.amodal(scene, views.masks, views.depth, K, w2c, keep_masks=True)
@@ -121,7 +123,7 @@ def ray_cast_fraction(scene, view: int, back: SceneObject, front: SceneObject) -
 def test_two_spheres_visible_fraction_matches_geometry(renderer) -> None:
     """A small sphere between the camera and a large one, partly covering it: the pipeline's
     visible / amodal pixels of the large one equal the share the ray casting of ideal spheres leaves."""
-    base = pipeline.draw_scene(CONFIG, "train", 0, renderer.probe_centre_mask)
+    base = draw_scene(CONFIG, "train", 0, renderer.probe_centre_mask)
     camera = np.asarray(base.rig.position)
     right = rig.look_at_rotation(base.rig.position, base.rig.look_at)[:, 0]
     back_centre = np.array([0.0, 0.0, 0.7])

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LIGHTFIELD_ARGS, run_cli
 from matplotlib.patches import Polygon
 
-from clevr_remv.show.data import load_scene
-from clevr_remv.show.figure import scene_figure
-from conftest import LIGHTFIELD_ARGS, run_cli
+from clevr_remv.show.picture import scene_figure
+from clevr_remv.show.gather import load_scene
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import OpenEXR
 import pytest
 from conftest import TINY_ARGS
 
-from clevr_remv.image_quality import psnr
+from clevr_remv.gpu.image_quality import psnr
 from clevr_remv.render.passes import read_passes
 
 OTHER_PYTHON = "CLEVR_REMV_OTHER_BPY_PYTHON"
@@ -46,7 +46,7 @@ def test_the_manifest_lists_every_blender_that_rendered_a_shard(tiny_dataset: Pa
     import bpy
 
     from clevr_remv.config import from_dict
-    from clevr_remv.pipeline import finish_dataset
+    from clevr_remv.produce.finish import finish_dataset
 
     out = tmp_path / "out"
     shutil.copytree(tiny_dataset, out)

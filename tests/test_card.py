@@ -1,4 +1,4 @@
-"""The dataset card DIR/README.md (clevr_remv/card.py): written by render, finalize and expressions in the
+"""The dataset card DIR/README.md (clevr_remv/produce/card.py): written by render, finalize and expressions in the
 Hugging Face format, its statistics those of `clevr-remv stats`, a hand-written README.md kept; the card
 of a Parquet export loads with `datasets`."""
 
@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli, templates_with_zero_hop
 
 from clevr_remv import __version__
-from clevr_remv.card import MARKER, _yaml_lines, dataset_card, dataset_report, size_category
+from clevr_remv.produce.card import (
+    MARKER,
+    _yaml_lines,
+    dataset_card,
+    dataset_report,
+    size_category,
+)
 from clevr_remv.stats.collect import dataset_shards
-from conftest import run_cli, templates_with_zero_hop
 
 CARD = "README.md"
 
@@ -131,7 +137,7 @@ def test_a_hand_written_readme_is_kept(tiny_dataset: Path, other_templates: Path
     mine = "# Our CLEVR-Remv\n\nNotes we wrote (<!-- not generated -->).\n"
     (out / CARD).write_text(mine, encoding="utf-8")
     args = [str(out)] + (["--templates", str(other_templates)] if command == "expressions" else [])
-    with caplog.at_level(logging.WARNING, logger="clevr_remv.card"):
+    with caplog.at_level(logging.WARNING, logger="clevr_remv.produce.card"):
         result = run_cli(command, *args)
     assert result.exit_code == 0, result.output
     assert (out / CARD).read_text(encoding="utf-8") == mine

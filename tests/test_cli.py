@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from clevr_remv.cli import main
 from conftest import TINY_ARGS
 from test_render import assert_same_shard
+
+from clevr_remv.cli import main
 
 
 def invoke(*args: str):
@@ -212,7 +212,7 @@ def test_a_settings_conflict_gives_the_options_that_resume_the_dataset(tiny_data
 def test_a_dataset_of_the_0_2_default_names_its_preset() -> None:
     """0.2's default rendered no caustics and stored no caustics field: resuming it needs its preset."""
     from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-    from clevr_remv.pipeline import OutputConflict, _compare
+    from clevr_remv.produce.run import OutputConflict, _compare
 
     stored = RenderConfig(scenes=3, quality=QUALITY_PRESETS["default-0.2"]).identity()
     stored["quality"] = {k: v for k, v in stored["quality"].items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clevr_remv.config import Quality, RenderConfig, from_dict, to_dict
-from clevr_remv.shards import parse_shard, plan_shards
+from clevr_remv.store.plan import parse_shard, plan_shards
 
 
 def test_published_split_sizes() -> None:

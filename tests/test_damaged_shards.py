@@ -12,12 +12,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
+from test_verify import (
+    flip_byte_in_chunk,  # through its file offset (h5py's get_chunk_info)
+)
 
 from clevr_remv import RefDataset
 from clevr_remv.contract import DamagedShard
 from clevr_remv.store import ShardReader
-from conftest import run_cli
-from test_verify import flip_byte_in_chunk  # through its file offset (h5py's get_chunk_info)
 
 SHARD = "train/shard-00000.h5"
 CHUNK = 13  # scene row 1, view 4

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clevr_remv.devices import DeviceChoice, DeviceUnavailable, choose_device
+from clevr_remv.gpu.devices import DeviceChoice, DeviceUnavailable, choose_device
 
 
 def test_auto_prefers_optix_then_cuda_and_enables_every_gpu() -> None:
@@ -50,7 +50,7 @@ def test_description_for_the_log() -> None:
 
 
 def test_denoiser_follows_the_device() -> None:
-    from clevr_remv.devices import DenoiserChoice, choose_denoiser
+    from clevr_remv.gpu.devices import DenoiserChoice, choose_denoiser
 
     assert choose_denoiser(DeviceChoice("CPU", ())) == DenoiserChoice("OPENIMAGEDENOISE", False)
     assert choose_denoiser(DeviceChoice("OPTIX", ("H100",))) == DenoiserChoice("OPTIX", True)
@@ -60,7 +60,7 @@ def test_denoiser_follows_the_device() -> None:
 
 # ------------------------------------------------------------- workers pinned to GPUs
 
-from clevr_remv.devices import WorkerDevice, parse_gpus, plan_workers, split_threads  # noqa: E402
+from clevr_remv.gpu.devices import WorkerDevice, parse_gpus, plan_workers, split_threads  # noqa: E402
 
 CPU = DeviceChoice("CPU", ())
 TWO_OPTIX = choose_device("auto", {"OPTIX": ["A100", "A100"], "CUDA": ["A100", "A100"]})

@@ -15,8 +15,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.evaluate import PredictionsWriter, evaluate, report_json, write_predictions
-from clevr_remv.loader import RefDataset
+from clevr_remv.data.dataset import RefDataset
+from clevr_remv.evaluation.predictions import PredictionsWriter, write_predictions
+from clevr_remv.evaluation.scorecard import report_json
+from clevr_remv.evaluation.scoring import evaluate
 
 SPLIT = "val"
 CORNERS_AND_CENTRE = [0, 2, 4, 6, 8]

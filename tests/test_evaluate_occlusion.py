@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from clevr_remv.metrics import THRESHOLDS
-from clevr_remv.occlusion import BIN_NAMES, bin_index
-from clevr_remv.store import DatasetReader
 from conftest import run_cli
+
+from clevr_remv.evaluation.metrics import THRESHOLDS
+from clevr_remv.store import DatasetReader
+from clevr_remv.truth.occlusion import BIN_NAMES, bin_index
 
 
 def direct(dataset: Path, split: str, views: list[int], centre_mask: bool) -> dict[str, dict]:

@@ -12,12 +12,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import copy_hiding_referents
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from clevr_remv import RefDataset
-from conftest import copy_hiding_referents
 from clevr_remv.cli import main
 from clevr_remv.export import common, export_refcoco
 from clevr_remv.store import DatasetReader

@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import copy_hiding_referents
 
 from clevr_remv import RefDataset
 from clevr_remv.cli import main
 from clevr_remv.export import common
 from clevr_remv.export.hf import ROW_GROUP_ROWS, _regroup, arrow_schema, export_hf
 from clevr_remv.store import DatasetReader
-from conftest import copy_hiding_referents
 
 SPLITS = ("train", "val")  # the tiny dataset's 3 scenes split 2/1/0
 

@@ -13,6 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clevr_remv.scene.layout import draw_layout, relation_holds, scene_rng
+from clevr_remv.scene.vocabulary import (
+    ATTRIBUTES,
+    COLORS,
+    MATERIALS,
+    MAX_OBJECTS,
+    SHAPES,
+    SIZES,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,12 +37,15 @@ from clevr_remv.expressions import (
     load_templates,
     relation_count,
 )
-from clevr_remv.expressions.programs import FUNCTIONS, FILTER_FUNCTIONS, node, unique_inputs
+from clevr_remv.expressions.programs import (
+    FILTER_FUNCTIONS,
+    FUNCTIONS,
+    node,
+    unique_inputs,
+)
 from clevr_remv.expressions.realise import finish
-from clevr_remv.expressions.stats import expression_stats, format_stats, layout_stats
-from clevr_remv.layout import draw_layout, relation_holds, scene_rng
-from clevr_remv.scene import SPLITS, Scene, SceneObject
-from clevr_remv.vocabulary import ATTRIBUTES, COLORS, MATERIALS, MAX_OBJECTS, SHAPES, SIZES
+from clevr_remv.scene.description import SPLITS, Scene, SceneObject
+from clevr_remv.stats.language import expression_stats, format_stats, layout_stats
 
 CONFIG = RenderConfig()
 MIN_VISIBLE = CONFIG.min_visible_pixels

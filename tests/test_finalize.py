@@ -11,12 +11,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from clevr_remv import config as config_module
-from clevr_remv.config import QUALITY_PRESETS, LayoutConfig, Quality, RenderConfig, render_arguments
-from clevr_remv.store import read_manifest, split_file_path
 from conftest import TINY_ARGS, render_tiny, run_cli
 from test_split_files import assert_split_file_matches_shards
+
+from clevr_remv import config as config_module
+from clevr_remv.config import (
+    QUALITY_PRESETS,
+    LayoutConfig,
+    Quality,
+    RenderConfig,
+    render_arguments,
+)
+from clevr_remv.store import read_manifest, split_file_path
 
 # One scene per shard: train/shard-00000, train/shard-00001 and val/shard-00000.
 ARGS = [*TINY_ARGS[: TINY_ARGS.index("--scenes-per-shard")], "--scenes-per-shard", "1", "--no-progress"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clevr_remv.gpu_kernels import (
+from clevr_remv.gpu.kernels import (
     JIT_CACHE_MAX_BYTES,
     ShippedKernels,
     jit_warnings,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from clevr_remv.cli import main
 from clevr_remv.config import RenderConfig
 from clevr_remv.runners.job_array import ArrayTask, array_task, select_shards
-from clevr_remv.shards import job_shards, plan_shards
+from clevr_remv.store.plan import job_shards, plan_shards
 
 
 @given(scenes=st.integers(1, 400), per=st.integers(1, 12), jobs=st.integers(1, 40))

@@ -14,16 +14,7 @@ import zstandard
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.gpu_kernels import (
-    blender_series,
-    cycles_lib_of_installed_bpy,
-    format_capability,
-    jit_warnings,
-    kernel_for,
-    parse_capability,
-    shipped_kernels,
-)
-from clevr_remv.kernel_build import (
+from clevr_remv.gpu.kernel_build import (
     KNOWN_ARCHITECTURES,
     KernelBuildError,
     build_cubin,
@@ -33,6 +24,15 @@ from clevr_remv.kernel_build import (
     ptx_entries,
     ptxas_release,
     ptxas_targets,
+)
+from clevr_remv.gpu.kernels import (
+    blender_series,
+    cycles_lib_of_installed_bpy,
+    format_capability,
+    jit_warnings,
+    kernel_for,
+    parse_capability,
+    shipped_kernels,
 )
 
 PROBE_PTX = b"""
@@ -161,7 +161,7 @@ def _cli(*args: str):
 
 def test_the_command_builds_what_is_missing_and_reports_it(lib: Path, monkeypatch) -> None:
     ptxas = str(_every_ptxas()[0])
-    monkeypatch.setattr("clevr_remv.gpu_kernels.nvidia_compute_capabilities",
+    monkeypatch.setattr("clevr_remv.gpu.kernels.nvidia_compute_capabilities",
                         lambda: [("NVIDIA H100 80GB HBM3", 90)] * 2 + [("NVIDIA GeForce RTX 4090", 89)])
     before = _cli("--lib", str(lib))
     assert before.exit_code == 0, before.output
@@ -179,7 +179,7 @@ def test_the_command_builds_what_is_missing_and_reports_it(lib: Path, monkeypatc
 
 
 def test_the_command_fails_in_one_line(lib: Path, monkeypatch) -> None:
-    monkeypatch.setattr("clevr_remv.gpu_kernels.nvidia_compute_capabilities", lambda: [])
+    monkeypatch.setattr("clevr_remv.gpu.kernels.nvidia_compute_capabilities", lambda: [])
     cases = {("--build", "detected"): "nvidia-smi lists no NVIDIA GPU here",
              ("--build", "7.2"): "older than every PTX",
              ("--build", "nine"): "not a compute capability",
@@ -211,7 +211,7 @@ def test_a_gpu_ptxas_cannot_build_is_refused_before_the_compile_is_announced(
     fake = tmp_path / "ptxas"
     fake.write_text(f"#!/bin/sh\necho \"Allowed values for this option:  {allowed}.\"\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("clevr_remv.gpu_kernels.nvidia_compute_capabilities", lambda: [])
+    monkeypatch.setattr("clevr_remv.gpu.kernels.nvidia_compute_capabilities", lambda: [])
     result = CliRunner().invoke(main, ["gpu-kernels", "--lib", str(lib), "--build", build, "--ptxas", str(fake)])
     assert result.exit_code == 1 and message in result.output, result.output
     assert result.output.count("\n") == 1 and "building" not in result.output + caplog.text

@@ -7,13 +7,20 @@ import json
 
 import numpy as np
 import pytest
+from clevr_remv.scene.layout import draw_layout, scene_rng
+from clevr_remv.scene.vocabulary import (
+    COLORS,
+    MATERIALS,
+    SHAPES,
+    SIZES,
+    footprint_radius,
+    half_height,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.layout import draw_layout, scene_rng
-from clevr_remv.scene import SPLITS, Scene
-from clevr_remv.vocabulary import COLORS, MATERIALS, SHAPES, SIZES, footprint_radius, half_height
+from clevr_remv.scene.description import SPLITS, Scene
 
 CONFIG = RenderConfig()
 

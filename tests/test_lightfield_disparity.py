@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 from scipy.ndimage import maximum_filter, minimum_filter
 
-from clevr_remv import rig
-from clevr_remv.lightfield import disparity_from_depth, infinity_disparity, iter_lightfield_scenes, read_disparity
-from clevr_remv.lightfield.disparity import centre_coordinates, depth_from_disparity, disparity_range
-from clevr_remv.lightfield.scenes import read_lightfield_scene
-from clevr_remv.scene import RigSpec
+from clevr_remv.data.lightfield_scenes import read_lightfield_scene
+from clevr_remv.data import iter_lightfield_scenes, read_disparity
+from clevr_remv.lightfield import disparity_from_depth, infinity_disparity
+from clevr_remv.lightfield.disparity import (
+    centre_coordinates,
+    depth_from_disparity,
+    disparity_range,
+)
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import RigSpec
 from clevr_remv.store import DatasetReader
 
 SPEC = RigSpec(grid=9, baseline=0.1, lens_mm=35.0, sensor_mm=32.0, width=480, height=320, position=(7.0, -7.0, 5.0))

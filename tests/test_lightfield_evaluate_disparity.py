@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.lightfield import read_lightfield_scene
-from clevr_remv.lightfield.disparity_evaluation import evaluate_disparity
-from clevr_remv.lightfield.disparity_metrics import BORDER, scene_metrics
-from clevr_remv.lightfield.pfm import write_pfm
+from clevr_remv.evaluation.disparity_metrics import BORDER, scene_metrics
+from clevr_remv.evaluation.disparity_scoring import evaluate_disparity
+from clevr_remv.export.pfm import write_pfm
+from clevr_remv.data import read_lightfield_scene
 
 
 def invoke(*args: str):

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from clevr_remv import rig
 from clevr_remv.cli import main
-from clevr_remv.lightfield import read_disparity, read_lightfield_scene
-from clevr_remv.lightfield.hci import camera_euler_xyz, export_hci
+from clevr_remv.export.hci import camera_euler_xyz, export_hci
+from clevr_remv.data import read_disparity, read_lightfield_scene
+from clevr_remv.scene import rig
 from clevr_remv.store import DatasetReader
 
 
@@ -155,9 +155,9 @@ def test_pfm_is_little_endian_pf_with_the_bottom_row_first(hci_export: Path) -> 
 
 def test_background_disparity_is_that_of_infinity_and_its_depth_is_infinite(tmp_path: Path) -> None:
     """No fixture scene shows the sky, so the writer is given one pixel of it."""
+    from clevr_remv.export.pfm import write_pfm
     from clevr_remv.lightfield.disparity import disparity_from_depth, infinity_disparity
-    from clevr_remv.lightfield.pfm import write_pfm
-    from clevr_remv.scene import RigSpec
+    from clevr_remv.scene.description import RigSpec
 
     spec = RigSpec(grid=3, baseline=0.4, lens_mm=35.0, sensor_mm=32.0, width=4, height=2, position=(7.0, -7.0, 5.0))
     depth = np.array([[np.inf, 8.0, 11.0, 14.0], [9.0, 10.0, 12.0, 13.0]], np.float32)
@@ -233,7 +233,7 @@ def test_workers_write_the_same_files(lightfield_dataset: Path, hci_export: Path
 
 def test_a_failure_half_way_leaves_no_export(lightfield_dataset: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from clevr_remv.lightfield import hci
+    from clevr_remv.export import hci
 
     calls = []
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from clevr_remv import RefDataset
-from clevr_remv.lightfield import read_disparity
+from clevr_remv.data import read_disparity
 from clevr_remv.store import DatasetReader
 
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.lightfield import focal_stack, focal_stack_disparities, read_lightfield_scene, refocus
+from clevr_remv.data import read_lightfield_scene
+from clevr_remv.lightfield import focal_stack, focal_stack_disparities, refocus
 
 
 def export(*args: str):

@@ -14,13 +14,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import copy_hiding_referents
 from hypothesis import given
 from hypothesis import strategies as st
 
 from clevr_remv import RefDataset
-from conftest import copy_hiding_referents
-from clevr_remv.loader import select_views
-from clevr_remv.scene import Scene
+from clevr_remv.data.selection import select_views
+from clevr_remv.scene.description import Scene
 from clevr_remv.store import DatasetReader
 
 
@@ -144,7 +144,7 @@ def test_pickles_without_handles_and_applies_transform(tiny_dataset: Path) -> No
 
 def test_import_does_not_load_h5py() -> None:
     code = ("import sys, clevr_remv; assert 'h5py' not in sys.modules; "
-            "from clevr_remv.loader import RefDataset; assert clevr_remv.RefDataset is RefDataset; "
+            "from clevr_remv.data.dataset import RefDataset; assert clevr_remv.RefDataset is RefDataset; "
             "assert 'h5py' not in sys.modules; assert not hasattr(clevr_remv, 'NoSuchName')")
     subprocess.run([sys.executable, "-c", code], check=True)
 

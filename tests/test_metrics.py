@@ -1,4 +1,4 @@
-"""Metrics on hand-computed cases (clevr_remv/metrics.py)."""
+"""Metrics on hand-computed cases (clevr_remv/evaluation/metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clevr_remv.metrics import (
+from clevr_remv.evaluation.metrics import (
     THRESHOLDS,
     iou,
     mask_counts,

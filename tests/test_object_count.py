@@ -11,14 +11,14 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from clevr_remv.scene.layout import layout_candidates, scene_rng
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.layout import layout_candidates, scene_rng
-from clevr_remv.pipeline import draw_scene
-from clevr_remv.scene import SPLITS, Scene
+from clevr_remv.produce.pixel_path import draw_scene
+from clevr_remv.scene.description import SPLITS, Scene
 
 CONFIG = RenderConfig()
 

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-import clevr_remv.evaluate
+import clevr_remv.evaluation.scoring
 import clevr_remv.export
-import clevr_remv.show.data
+import clevr_remv.show.gather
 import clevr_remv.stats.collect
 from clevr_remv.outputs import check_output_dir, check_output_file, naming_final_paths
 from clevr_remv.store.atomic import temp_path_for
-from conftest import run_cli
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self").is_dir(),
                                 reason="uses /proc, a folder where no file can be created")
@@ -27,8 +27,8 @@ def nothing_computed(monkeypatch: pytest.MonkeyPatch) -> None:
     def computed(*args, **kwargs):
         raise AssertionError("the command read or computed before checking its output paths")
 
-    monkeypatch.setattr(clevr_remv.evaluate, "evaluate", computed)
-    monkeypatch.setattr(clevr_remv.show.data, "load_scene", computed)
+    monkeypatch.setattr(clevr_remv.evaluation.scoring, "evaluate", computed)
+    monkeypatch.setattr(clevr_remv.show.gather, "load_scene", computed)
     monkeypatch.setattr(clevr_remv.export, "export_coco", computed)
     monkeypatch.setattr(clevr_remv.export, "export_refcoco", computed)
     monkeypatch.setattr(clevr_remv.stats.collect, "dataset_shards", computed)
@@ -113,14 +113,14 @@ def test_a_failing_final_write_names_the_users_path(tiny_dataset: Path, tmp_path
     error names the file asked for, not the hidden temporary that was being written."""
     folder = tmp_path / "plots"
     folder.mkdir()
-    real = clevr_remv.evaluate.evaluate
+    real = clevr_remv.evaluation.scoring.evaluate
 
     def evaluate_then_lose_the_folder(*args, **kwargs):
         result = real(*args, **kwargs)
         folder.rmdir()
         return result
 
-    monkeypatch.setattr(clevr_remv.evaluate, "evaluate", evaluate_then_lose_the_folder)
+    monkeypatch.setattr(clevr_remv.evaluation.scoring, "evaluate", evaluate_then_lose_the_folder)
     for option, name in (("--json", "scores.json"), ("--plot", "iou.png")):
         folder.mkdir(exist_ok=True)
         result = run_cli("evaluate", str(tiny_dataset), "--split", "train", "--baseline", "oracle",
@@ -134,14 +134,14 @@ def test_the_show_viewer_write_names_the_users_path(tiny_dataset: Path, tmp_path
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "pages"
     folder.mkdir()
-    real = clevr_remv.show.data.load_scene
+    real = clevr_remv.show.gather.load_scene
 
     def load_then_lose_the_folder(*args, **kwargs):
         data = real(*args, **kwargs)
         folder.rmdir()
         return data
 
-    monkeypatch.setattr(clevr_remv.show.data, "load_scene", load_then_lose_the_folder)
+    monkeypatch.setattr(clevr_remv.show.gather, "load_scene", load_then_lose_the_folder)
     result = run_cli("show", str(tiny_dataset), "--html", str(folder / "v.html"))
     assert result.exit_code == 1
     assert result.output == f"Error: cannot write {folder / 'v.html'}: No such file or directory\n"

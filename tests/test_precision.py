@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from clevr_remv.precision import max_relative_error, round_mantissa
+from clevr_remv.truth.depth_precision import max_relative_error, round_mantissa
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import h5py
-
-from clevr_remv.provenance import PACKAGE, render_code_fingerprint
-from clevr_remv.store import DatasetReader, read_manifest
 from conftest import TINY_ARGS, run_cli
+
+from clevr_remv.produce.provenance import PACKAGE, render_code_fingerprint
+from clevr_remv.store import DatasetReader, read_manifest
 
 
 def test_the_fingerprint_follows_the_pixel_code_only(tmp_path: Path) -> None:

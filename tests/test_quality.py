@@ -8,8 +8,14 @@ from dataclasses import replace
 
 import pytest
 
-from clevr_remv.config import QUALITY_PRESETS, Quality, RenderConfig, from_dict, render_arguments
-from clevr_remv.devices import DeviceChoice
+from clevr_remv.config import (
+    QUALITY_PRESETS,
+    Quality,
+    RenderConfig,
+    from_dict,
+    render_arguments,
+)
+from clevr_remv.gpu.devices import DeviceChoice
 
 
 def test_current_presets_render_caustics() -> None:

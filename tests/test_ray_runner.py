@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_ARGS, run_cli
 from test_cli import assert_one_line_error
 from test_runners import assert_same_dataset

@@ -8,12 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from clevr_remv.scene.vocabulary import SIZES
 
-from clevr_remv import rig
 from clevr_remv.config import Quality
-from clevr_remv.scene import Scene
-from clevr_remv.visibility import visible_pixels
-from clevr_remv.vocabulary import SIZES
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import Scene
+from clevr_remv.truth.visibility import visible_pixels
 
 
 def shards(out: Path) -> list[Path]:
@@ -157,9 +157,9 @@ def test_each_view_renders_with_its_own_cycles_seed() -> None:
     import bpy
 
     from clevr_remv.config import RenderConfig
-    from clevr_remv.pipeline import draw_scene
+    from clevr_remv.produce.pixel_path import draw_scene
     from clevr_remv.render.renderer import BlenderRenderer
-    from clevr_remv.seeds import cycles_seed
+    from clevr_remv.scene.seeds import cycles_seed
 
     config = RenderConfig(scenes=3, seed=11, width=32, height=24, grid=3, quality=Quality(samples=1, denoise=False))
     seen: list[int] = []

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.render.renderer import SCRATCH_PREFIX, BlenderRenderer, sweep_dead_scratch
+from clevr_remv.render.renderer import (
+    SCRATCH_PREFIX,
+    BlenderRenderer,
+    sweep_dead_scratch,
+)
 
 
 def dead_pid() -> int:
@@ -38,7 +42,7 @@ def test_renderer_scratch_carries_its_pid_and_is_removed_on_close() -> None:
 
 def test_a_scene_with_the_same_index_but_another_seed_is_rebuilt() -> None:
     """The renderer keeps a built scene between calls; it must not mistake another scene for it."""
-    from clevr_remv.layout import draw_layout, scene_rng
+    from clevr_remv.scene.layout import draw_layout, scene_rng
 
     config = RenderConfig(scenes=1, grid=1, width=32, height=24)
     first = draw_layout(scene_rng(1, "test", 0), config.with_(seed=1), "test", 0)

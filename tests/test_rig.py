@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clevr_remv import rig
-from clevr_remv.scene import RigSpec
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import RigSpec
 
 
 def spec(grid: int = 9, baseline: float = 0.1, position=(7.36, -6.93, 4.96)) -> RigSpec:

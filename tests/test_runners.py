@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_ARGS, run_cli
 from test_render import assert_same_shard
 
@@ -127,7 +126,7 @@ def child_pids(pid: int) -> list[int]:
 def test_a_shard_gets_one_retry_at_the_front_of_the_queue() -> None:
     from clevr_remv.config import RenderConfig
     from clevr_remv.runners.outcome import RetryBook
-    from clevr_remv.shards import plan_shards
+    from clevr_remv.store.plan import plan_shards
 
     a, b, c = plan_shards(RenderConfig(scenes=30))[:3]
     book = RetryBook([a, b, c])

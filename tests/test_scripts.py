@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # entry point -> {case: (arguments, exit status, text the one line holds)}; {missing} is a path
 # that does not exist, {file} a plain file (nothing can be created under it).
 CASES: dict[str, dict[str, tuple[list[str], int, str]]] = {
-    "-m clevr_remv.expressions.stats": {
+    "-m clevr_remv.stats.language": {
         "bad value": (["--layouts", "x"], 2, "--layouts"),
         "no layouts": (["--layouts", "0"], 2, "give at least 1"),
         "unknown option": (["--bogus"], 2, "unrecognized arguments"),
@@ -57,7 +57,7 @@ def test_every_documented_entry_point_is_checked() -> None:
         documented |= {f"-m {m}" for m in re.findall(r"python -m (clevr_remv(?:\.\w+)*)(?![.\w])", text)}
         documented |= set(re.findall(r"python (examples/[\w/]+\.py)", text))
     documented |= {p.relative_to(ROOT).as_posix() for p in ROOT.glob("examples/**/*.py")}
-    assert "-m clevr_remv.expressions.stats" in documented and "examples/read_dataset.py" in documented
+    assert "-m clevr_remv.stats.language" in documented and "examples/read_dataset.py" in documented
     assert documented <= CASES.keys(), f"not checked here: {sorted(documented - CASES.keys())}"
 
 

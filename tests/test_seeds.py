@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clevr_remv.seeds import MAX_CYCLES_SEED, cycles_seed
+from clevr_remv.scene.seeds import MAX_CYCLES_SEED, cycles_seed
 
 scene_seeds = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2), st.integers(0, 100_000))
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.path import Path as MplPath
 from PIL import Image
 
-from clevr_remv.show.data import Sentence, load_scene, object_label
-from clevr_remv.show.figure import DPI, scene_figure
+from clevr_remv.show.picture import DPI, scene_figure
+from clevr_remv.show.gather import Sentence, load_scene, object_label
 from clevr_remv.show.outline import outlines, svg_path
 from clevr_remv.show.viewer import render_page, script_json
 from clevr_remv.store.reader import DatasetReader
-from conftest import run_cli
 
 INJECTION = ('Find <b>the</b> cube </script><script>window.__pwned = 1;</script> & '
              '<img src=x onerror="window.__pwned = 2"> <!--<script>')

@@ -9,11 +9,23 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, resume_command
 from conftest import TINY_ARGS, run_cli
 from test_cli import assert_one_line_error, fingerprint
-from test_runners import assert_same_dataset, finish, start_render, temporaries, wait_until_mid_shard
+from test_runners import (
+    assert_same_dataset,
+    finish,
+    start_render,
+    temporaries,
+    wait_until_mid_shard,
+)
+
+from clevr_remv.runners.stopping import (
+    DiskFull,
+    RenderInterrupted,
+    StopFlag,
+    is_disk_full,
+    resume_command,
+)
 
 
 def test_sigterm_stops_cleanly_with_143_and_the_printed_command_resumes(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_store import ATTRS, GRID, H, V, W, make_refs, make_render
 
 from clevr_remv.store import SCHEMA_VERSION, read_manifest, split_file_path, write_shard
 from clevr_remv.store.shard import REF_DATASETS, SCENE_DATASETS
 from clevr_remv.store.split_files import write_split_file
-from test_store import ATTRS, GRID, H, V, W, make_refs, make_render
 
 
 def _read(ds: h5py.Dataset) -> np.ndarray:

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from clevr_remv.occlusion import BIN_NAMES, bin_index, fraction_histogram, summarise_histogram
-from clevr_remv.store import DatasetReader
 from conftest import run_cli
+
+from clevr_remv.store import DatasetReader
+from clevr_remv.truth.occlusion import (
+    BIN_NAMES,
+    bin_index,
+    fraction_histogram,
+    summarise_histogram,
+)
 
 
 def test_fraction_histogram_slots_and_bins() -> None:

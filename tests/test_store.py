@@ -10,11 +10,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clevr_remv.records import Ref, SceneRender
-from clevr_remv.scene import Light, RigSpec, Scene, SceneObject
+from clevr_remv.scene.description import Light, RigSpec, Scene, SceneObject
 from clevr_remv.store import (
     DatasetReader,
     ShardReader,
@@ -28,7 +28,7 @@ from clevr_remv.store import (
     write_shard,
 )
 from clevr_remv.store import shard as shard_module
-from clevr_remv.vocabulary import MAX_OBJECTS
+from clevr_remv.store.records import Ref, SceneRender
 
 GRID, W, H = 3, 24, 16
 V = GRID * GRID

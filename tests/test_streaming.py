@@ -9,13 +9,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from clevr_remv import pipeline
-from clevr_remv.config import Quality, RenderConfig, check_fits_in_memory, scene_memory_bytes
-from clevr_remv.shards import ShardSpec
-from clevr_remv.store import ShardWriter, shard_is_complete, write_shard
 from conftest import run_cli
 from test_store import ATTRS, GRID, H, V, W, make_refs, make_render
+
+from clevr_remv.config import (
+    Quality,
+    RenderConfig,
+    check_fits_in_memory,
+    scene_memory_bytes,
+)
+from clevr_remv.produce.pixel_path import render_shard
+from clevr_remv.store import ShardWriter, shard_is_complete, write_shard
+from clevr_remv.store.plan import ShardSpec
 
 
 @pytest.fixture
@@ -88,7 +93,7 @@ def _peak_bytes_of_one_shard(out: Path, config: RenderConfig, renderer, scenes: 
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        pipeline.render_shard(config, shard, out, renderer, "test")
+        render_shard(config, shard, out, renderer, "test")
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -14,10 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import TINY_ARGS, run_cli
 
 from clevr_remv.store import read_manifest, split_file_path
 from clevr_remv.store.verify import VerifyReport, quarantine, verify_dataset
-from conftest import TINY_ARGS, run_cli
 
 TRAIN = "train/shard-00000.h5"
 VAL = "val/shard-00000.h5"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from clevr_remv.show.data import Sentence, load_scene
+from clevr_remv.show.gather import Sentence, load_scene
 from clevr_remv.show.viewer import save_viewer
 
 CHROMIUM = "/usr/bin/chromium"

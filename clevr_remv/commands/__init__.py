@@ -1,4 +1,4 @@
-"""One module per command that is not `render` (cli.py): each exposes `command` (a click.Command).
+"""One module per command, named for it: each exposes `command` (a click.Command).
 
 cli.py discovers them, so adding a command is adding a file here; nothing else changes.
 Each module imports its heavy dependencies (h5py, matplotlib, ray ...) inside the command

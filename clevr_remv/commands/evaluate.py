@@ -42,8 +42,18 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
     fit the dataset, or miss a (pair, view) to evaluate, stop with one line naming the first problem.
     """
     setup_logging(verbose)
-    from clevr_remv.evaluate import evaluate, format_report, plot_report, write_report_json
-    from clevr_remv.outputs import JSON_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
+    from clevr_remv.evaluation.scorecard import (
+        format_report,
+        plot_report,
+        write_report_json,
+    )
+    from clevr_remv.evaluation.scoring import evaluate
+    from clevr_remv.outputs import (
+        JSON_SUFFIXES,
+        PICTURE_SUFFIXES,
+        check_output_file,
+        naming_final_paths,
+    )
 
     bars = []
 

@@ -38,14 +38,19 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
     border. Predictions that are missing, of the wrong size or not finite stop it with one line.
     """
     setup_logging(verbose)
-    from clevr_remv.lightfield.disparity_evaluation import (
+    from clevr_remv.data.selection import parse_scene_range
+    from clevr_remv.evaluation.disparity_scoring import (
         ErrorPictures,
         evaluate_disparity,
         format_report,
         write_report_json,
     )
-    from clevr_remv.lightfield.exporting import parse_scene_range
-    from clevr_remv.outputs import JSON_SUFFIXES, check_output_dir, check_output_file, naming_final_paths
+    from clevr_remv.outputs import (
+        JSON_SUFFIXES,
+        check_output_dir,
+        check_output_file,
+        naming_final_paths,
+    )
 
     if predictions is None and baseline is None:
         raise click.UsageError("give --predictions FOLDER or --baseline zero|plane-sweep")

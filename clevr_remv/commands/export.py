@@ -104,7 +104,7 @@ def coco(amodal: bool, **kwargs) -> None:
 
 def _check_scene_range(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A malformed --scenes is a usage error (exit 2), found before the dataset is opened."""
-    from clevr_remv.lightfield.exporting import parse_scene_range
+    from clevr_remv.data.selection import parse_scene_range
 
     try:
         parse_scene_range(value)
@@ -144,7 +144,7 @@ def hci(all_views: bool, scenes: str | None, **kwargs) -> None:
     gt_disp_lowres.pfm, gt_depth_lowres.pfm, valid_mask.png, masks and sentences."""
     from functools import partial
 
-    from clevr_remv.lightfield.hci import export_hci
+    from clevr_remv.export.hci import export_hci
 
     result = _run_lightfield(partial(export_hci, all_views=all_views), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], "scene folders")
@@ -157,7 +157,7 @@ def lf_mat(compress: bool, scenes: str | None, **kwargs) -> None:
     """BasicLFSR .mat per scene, key LF (U, V, H, W, 3) uint8: OUT/training/, OUT/validation/, OUT/test/."""
     from functools import partial
 
-    from clevr_remv.lightfield.lf_mat import export_lf_mat
+    from clevr_remv.export.lf_mat import export_lf_mat
 
     result = _run_lightfield(partial(export_lf_mat, compress=compress), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], ".mat files")
@@ -173,7 +173,7 @@ def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> No
     (key img, H x W x 3N uint8), masks/ and sentences/."""
     from functools import partial
 
-    from clevr_remv.lightfield.focal_stack_export import export_focal_stack
+    from clevr_remv.export.focal_stack import export_focal_stack
 
     result = _run_lightfield(partial(export_focal_stack, slices=slices, compress=compress), scenes, **kwargs)
     _report_lightfield(result, kwargs["out"], "focal stacks")

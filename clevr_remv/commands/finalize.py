@@ -28,13 +28,18 @@ def command(directory: Path, verbose: bool) -> None:
     and exit 1.
     """
     setup_logging(verbose)
-    from clevr_remv import pipeline
-    from clevr_remv.shards import plan_shards
+    from clevr_remv.produce.finish import finish_dataset
+    from clevr_remv.produce.run import blender_from_shards, check_output
     from clevr_remv.store import sweep_stale_temporaries
-    from clevr_remv.store.completion import missing_shards, render_command, stored_config
+    from clevr_remv.store.completion import (
+        missing_shards,
+        render_command,
+        stored_config,
+    )
+    from clevr_remv.store.plan import plan_shards
 
     config = stored_config(directory)
-    pipeline.check_output(directory, config)
+    check_output(directory, config)
     sweep_stale_temporaries(directory)
     missing = missing_shards(config, directory)
     if missing:
@@ -47,5 +52,5 @@ def command(directory: Path, verbose: bool) -> None:
         for shard in missing:
             click.echo(f"  {render_command(config, directory, shard)}")
         raise ValueError(f"{directory} is not complete ({len(missing)} shard(s) missing); dataset.json not written")
-    manifest = pipeline.finish_dataset(config, directory, pipeline.blender_from_shards(config, directory))
+    manifest = finish_dataset(config, directory, blender_from_shards(config, directory))
     click.echo(f"dataset complete: {manifest}")

@@ -18,8 +18,13 @@ log = logging.getLogger("clevr_remv")
 
 def _report(lib: Path, gpus: list[tuple[str, int]]) -> list[str]:
     """What Cycles in `lib` will load on each card model of this machine."""
-    from clevr_remv.gpu_kernels import (blender_series, format_capability, kernel_for, ptx_for,
-                                        shipped_kernels)
+    from clevr_remv.gpu.kernels import (
+        blender_series,
+        format_capability,
+        kernel_for,
+        ptx_for,
+        shipped_kernels,
+    )
 
     shipped = shipped_kernels(lib)
     lines = [f"Cycles kernels of Blender {blender_series(lib)} in {lib}",
@@ -46,7 +51,7 @@ def _report(lib: Path, gpus: list[tuple[str, int]]) -> list[str]:
 
 def _capabilities_to_build(requests: tuple[str, ...], lib: Path, gpus: list[tuple[str, int]]) -> list[int]:
     """The compute capabilities named, `detected` standing for this machine's cards that lack a kernel."""
-    from clevr_remv.gpu_kernels import kernel_for, parse_capability, shipped_kernels
+    from clevr_remv.gpu.kernels import kernel_for, parse_capability, shipped_kernels
 
     shipped = shipped_kernels(lib)
     wanted: set[int] = set()
@@ -80,9 +85,17 @@ def command(lib: Path | None, requests: tuple[str, ...], ptxas: Path | None, ver
     here (a login node, a CPU job) and shipping this Blender to the farm removes that step.
     """
     setup_logging(verbose)
-    from clevr_remv.gpu_kernels import cycles_lib_of_installed_bpy, nvidia_compute_capabilities
-    from clevr_remv.kernel_build import (build_cubin, check_can_build, check_ptxas_builds, find_ptxas,
-                                         ptxas_release)
+    from clevr_remv.gpu.kernel_build import (
+        build_cubin,
+        check_can_build,
+        check_ptxas_builds,
+        find_ptxas,
+        ptxas_release,
+    )
+    from clevr_remv.gpu.kernels import (
+        cycles_lib_of_installed_bpy,
+        nvidia_compute_capabilities,
+    )
 
     lib = lib or cycles_lib_of_installed_bpy()
     gpus = nvidia_compute_capabilities()

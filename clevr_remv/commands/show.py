@@ -32,20 +32,25 @@ def command(directory: Path, split: str, index: int, out: Path | None, html: Pat
     setup_logging(verbose)
     if out is None and html is None:
         raise click.UsageError("nothing to write: give --out FILE.png and/or --html FILE.html")
-    from clevr_remv.outputs import HTML_SUFFIXES, PICTURE_SUFFIXES, check_output_file, naming_final_paths
+    from clevr_remv.outputs import (
+        HTML_SUFFIXES,
+        PICTURE_SUFFIXES,
+        check_output_file,
+        naming_final_paths,
+    )
 
     if out is not None:  # before any reading
         check_output_file(out, PICTURE_SUFFIXES, "--out")
     if html is not None:
         check_output_file(html, HTML_SUFFIXES, "--html")
-    from clevr_remv.show.data import load_scene
+    from clevr_remv.show.gather import load_scene
 
     start = time.perf_counter()
     data = load_scene(directory, split, index)
     log.debug("read %d views of %s scene %d in %.2f s", len(data.images), split, index, time.perf_counter() - start)
     with naming_final_paths():
         if out is not None:
-            from clevr_remv.show.figure import save_figure, scene_figure
+            from clevr_remv.show.picture import save_figure, scene_figure
 
             save_figure(scene_figure(data), out)
             click.echo(f"wrote {out}")

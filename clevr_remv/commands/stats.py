@@ -45,7 +45,9 @@ def command(dataset: Path, figdir: Path, splits: str | None, templates: Path | N
     from clevr_remv.expressions import resolve_templates
     from clevr_remv.outputs import check_output_dir, naming_final_paths
     from clevr_remv.stats.collect import collect, dataset_shards
-    from clevr_remv.stats.figures import write_figures  # imports matplotlib only when drawing
+    from clevr_remv.stats.figures import (
+        write_figures,  # imports matplotlib only when drawing
+    )
     from clevr_remv.stats.report import build_report, markdown_tables
     from clevr_remv.store.atomic import json_text
     from clevr_remv.store.transaction import Transaction

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from clevr_remv.data.selection import ViewSpec, describe_views
 from clevr_remv.export.common import (
     CATEGORIES,
     CATEGORY_IDS,
@@ -35,7 +36,6 @@ from clevr_remv.export.common import (
     write_json,
     write_view,
 )
-from clevr_remv.loader import ViewSpec, describe_views
 from clevr_remv.store.reader import open_shard
 
 

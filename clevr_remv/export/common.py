@@ -21,11 +21,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from clevr_remv.loader import ViewSpec, rig_grid, scene_indices, select_views
-from clevr_remv.store.atomic import exchange_paths, fsync_dir, stale_temporaries_of, temp_path_for
-from clevr_remv.store.reader import open_shard, reading_shard, require_shard_files
+from clevr_remv.data.selection import ViewSpec, rig_grid, select_views
+from clevr_remv.scene.vocabulary import SHAPES
+from clevr_remv.store.atomic import (
+    exchange_paths,
+    fsync_dir,
+    stale_temporaries_of,
+    temp_path_for,
+)
+from clevr_remv.store.reader import (
+    open_shard,
+    reading_shard,
+    require_shard_files,
+    scene_indices,
+)
 from clevr_remv.store.shard import unpack_masks
-from clevr_remv.vocabulary import SHAPES
 
 log = logging.getLogger("clevr_remv")
 

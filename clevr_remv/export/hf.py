@@ -1,7 +1,7 @@
 """`export hf`: Parquet files that Hugging Face `datasets` loads and the Hub serves as they are.
 
     OUT/data/<split>-NNNNN-of-MMMMM.parquet   one row per (pair, view), image and mask as PNG
-    OUT/README.md                             the dataset card (clevr_remv.card)
+    OUT/README.md                             the dataset card (clevr_remv.produce.card)
     OUT/export.json                           what was exported, with counts
 
 `datasets.load_dataset(OUT)` finds the splits by the file names (its default `data/<split>-*`
@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from clevr_remv.data.selection import ViewSpec, describe_views
 from clevr_remv.export.common import (
     ExportPlan,
     ExportView,
@@ -48,8 +49,7 @@ from clevr_remv.export.common import (
     summary,
     write_json,
 )
-from clevr_remv.loader import ViewSpec, describe_views
-from clevr_remv.rig import view_position
+from clevr_remv.scene.rig import view_position
 
 log = logging.getLogger("clevr_remv")
 
@@ -306,7 +306,7 @@ def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> 
 def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Path]],
           num_bytes: dict[str, int]) -> str:
     """The dataset card (README.md): the dataset's description with the export's splits, files and columns."""
-    from clevr_remv.card import dataset_card, dataset_report
+    from clevr_remv.produce.card import dataset_card, dataset_report
 
     manifest = plan.reader.manifest
     report = dataset_report(manifest, {s: plan.reader.shard_paths(s) for s in plan.splits})

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clevr_remv.data.selection import ViewSpec, describe_views
 from clevr_remv.export.common import (
     CATEGORIES,
     ExportPlan,
@@ -33,7 +34,6 @@ from clevr_remv.export.common import (
     write_json,
     write_view,
 )
-from clevr_remv.loader import ViewSpec, describe_views
 
 log = logging.getLogger("clevr_remv")
 

@@ -13,11 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from clevr_remv.expressions.programs import ProgramError, evaluate, execute, from_json, relation_count, to_json
-from clevr_remv.expressions.select import PAIRS_PER_SCENE, ExpressionResult, expression_rng, generate_pairs
-from clevr_remv.expressions.templates import TemplateError, TemplateSet, default_template_dir, load_templates
-from clevr_remv.records import Ref
-from clevr_remv.scene import Scene
+from clevr_remv.expressions.programs import (
+    ProgramError,
+    evaluate,
+    execute,
+    from_json,
+    relation_count,
+    to_json,
+)
+from clevr_remv.expressions.pairs import (
+    PAIRS_PER_SCENE,
+    ExpressionResult,
+    expression_rng,
+    generate_pairs,
+)
+from clevr_remv.expressions.templates import (
+    TemplateError,
+    TemplateSet,
+    default_template_dir,
+    load_templates,
+)
+from clevr_remv.scene.description import Scene
+from clevr_remv.store.records import Ref
 
 __all__ = [
     "PAIRS_PER_SCENE",
@@ -28,6 +45,7 @@ __all__ = [
     "default_template_dir",
     "evaluate",
     "execute",
+    "expression_attrs",
     "expression_rng",
     "from_json",
     "generate_pairs",
@@ -65,3 +83,12 @@ def generate_refs(
     Deterministic in the scene's seed. See `generate_pairs` for the dropped counts too.
     """
     return generate_pairs(scene, visible_pixels, min_visible, resolve_templates(templates)).refs
+
+
+def expression_attrs(expressions: list[ExpressionResult]) -> dict[str, int]:
+    """Pair counts a shard carries in its attributes, summed into the manifest."""
+    return {
+        "pair_count": sum(len(e.refs) for e in expressions),
+        "dropped_referent_hidden": sum(e.dropped_referent for e in expressions),
+        "dropped_related_hidden": sum(e.dropped_related for e in expressions),
+    }

@@ -28,9 +28,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, Union
 
-from clevr_remv.layout import relation_holds
-from clevr_remv.scene import Scene
-from clevr_remv.vocabulary import ATTRIBUTES
+from clevr_remv.scene.description import Scene
+from clevr_remv.scene.layout import relation_holds
+from clevr_remv.scene.vocabulary import ATTRIBUTES
 
 Node = dict[str, Any]
 Program = list[Node]

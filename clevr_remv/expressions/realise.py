@@ -11,7 +11,12 @@ import re
 import numpy as np
 
 from clevr_remv.expressions.search import Instance
-from clevr_remv.expressions.templates import CHOICE_KINDS, PLACEHOLDER, SLOT_KINDS, Lexicon
+from clevr_remv.expressions.templates import (
+    CHOICE_KINDS,
+    PLACEHOLDER,
+    SLOT_KINDS,
+    Lexicon,
+)
 
 
 class RealiseError(RuntimeError):

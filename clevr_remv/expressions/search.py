@@ -18,8 +18,8 @@ import numpy as np
 from clevr_remv.expressions import programs
 from clevr_remv.expressions.programs import Program, node
 from clevr_remv.expressions.templates import RELATIONS, SLOT_KINDS, Family
-from clevr_remv.scene import Scene
-from clevr_remv.vocabulary import ATTRIBUTES
+from clevr_remv.scene.description import Scene
+from clevr_remv.scene.vocabulary import ATTRIBUTES
 
 RELATION_THRESHOLD = 0.2  # CLEVR's: layout.relation_holds' default
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clevr_remv.vocabulary import ATTRIBUTES, COLORS, MATERIALS, SHAPES, SIZES
+from clevr_remv.scene.vocabulary import (
+    ATTRIBUTES,
+    COLORS,
+    MATERIALS,
+    SHAPES,
+    SIZES,
+)
 
 LEXICON_FILE = "lexicon.json"
 RELATIONS: tuple[str, ...] = ("left", "right", "front", "behind")  # rig.ground_directions' keys

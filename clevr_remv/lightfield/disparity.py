@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from clevr_remv import rig
-from clevr_remv.scene import RigSpec
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import RigSpec
 
 
 def disparity_from_depth(spec: RigSpec, depth: np.ndarray) -> np.ndarray:

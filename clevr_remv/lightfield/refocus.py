@@ -20,7 +20,7 @@ from math import isqrt
 
 import numpy as np
 
-from clevr_remv import rig
+from clevr_remv.scene import rig
 
 
 def _as_views(images: np.ndarray, grid: int | None) -> tuple[np.ndarray, int, bool]:

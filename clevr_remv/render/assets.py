@@ -10,7 +10,7 @@ from __future__ import annotations
 import bmesh
 import bpy
 
-from clevr_remv.vocabulary import COLORS, srgb_to_linear
+from clevr_remv.scene.vocabulary import COLORS, srgb_to_linear
 
 GROUND_COLOR = (0.36, 0.36, 0.36)  # linear; CLEVR's light-grey floor
 CUBE_BEVEL = 0.08  # of the unit half-extent: rounded edges catch highlights as in CLEVR

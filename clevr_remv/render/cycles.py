@@ -1,6 +1,6 @@
 """Cycles settings and compute devices.
 
-What to pick is decided in `clevr_remv.devices` (pure, tested without a GPU); this module
+What to pick is decided in `clevr_remv.gpu.devices` (pure, tested without a GPU); this module
 only asks Cycles what it sees and applies the choice.
 """
 
@@ -12,8 +12,18 @@ from pathlib import Path
 import bpy
 
 from clevr_remv.config import Quality, RenderConfig
-from clevr_remv.devices import GPU_BACKENDS, DeviceChoice, choose_denoiser, choose_device
-from clevr_remv.gpu_kernels import jit_warnings, nvidia_compute_capabilities, raise_jit_cache_limit, shipped_kernels
+from clevr_remv.gpu.devices import (
+    GPU_BACKENDS,
+    DeviceChoice,
+    choose_denoiser,
+    choose_device,
+)
+from clevr_remv.gpu.kernels import (
+    jit_warnings,
+    nvidia_compute_capabilities,
+    raise_jit_cache_limit,
+    shipped_kernels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +82,7 @@ def select_device(scene: bpy.types.Scene, requested: str, gpu_index: int | None 
 
 def warn_about_kernel_compilation() -> None:
     """Say so where the driver must compile Cycles' kernel first: the progress bar then sits at
-    0 views for many minutes, which otherwise looks like a hang (clevr_remv.gpu_kernels)."""
+    0 views for many minutes, which otherwise looks like a hang (clevr_remv.gpu.kernels)."""
     lib = Path(bpy.utils.system_resource("SCRIPTS", path="addons_core/cycles/lib"))
     for line in jit_warnings(nvidia_compute_capabilities(), shipped_kernels(lib), bpy.app.version_string):
         log.warning(line)

@@ -15,14 +15,20 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from clevr_remv import rig
 from clevr_remv.config import Quality, RenderConfig
 from clevr_remv.render.assets import AssetLibrary
 from clevr_remv.render.build import build_scene, build_static_world, reset_blender
-from clevr_remv.render.cycles import PROBE_QUALITY, apply_quality, apply_settings, apply_threads, select_device
+from clevr_remv.render.cycles import (
+    PROBE_QUALITY,
+    apply_quality,
+    apply_settings,
+    apply_threads,
+    select_device,
+)
 from clevr_remv.render.passes import ViewPasses, read_passes
-from clevr_remv.scene import Scene
-from clevr_remv.seeds import cycles_seed
+from clevr_remv.scene import rig
+from clevr_remv.scene.description import Scene
+from clevr_remv.scene.seeds import cycles_seed
 from clevr_remv.store.atomic import pid_is_alive
 from clevr_remv.timing import Stopwatch
 

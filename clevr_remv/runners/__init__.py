@@ -1,4 +1,4 @@
-"""Where shards render: every runner calls `pipeline.render_shard` on whole shards.
+"""Where shards render: every runner calls `produce.pixel_path.render_shard` on whole shards.
 
 - `serial`: one process, one Blender (the default, and what `blender -b -P` runs);
 - `local`: `--workers N` processes on this machine, each with its own Blender, optionally

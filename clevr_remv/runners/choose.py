@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.devices import DeviceChoice, choose_device, plan_workers
+from clevr_remv.gpu.devices import DeviceChoice, choose_device, plan_workers
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,9 @@ def device_choice(config: RenderConfig) -> DeviceChoice:
     """What Cycles would render on here; asks Blender only when a GPU is possible."""
     if config.device == "cpu":
         return DeviceChoice("CPU", ())
-    from clevr_remv.render.cycles import available_gpus  # imports bpy: the parent stays light otherwise
+    from clevr_remv.render.cycles import (
+        available_gpus,  # imports bpy: the parent stays light otherwise
+    )
 
     return choose_device(config.device, available_gpus())
 
@@ -39,7 +41,7 @@ def blender_factory(config: RenderConfig, gpu_index: int | None = None, threads:
 def make_executor(config: RenderConfig, executor: str, workers: int | None, gpus: str | None,
                   workers_per_gpu: int, ray_address: str | None, single_process: bool = False,
                   threads: int | None = None):
-    """The executor `pipeline.run` renders with; the log says which worker got which device.
+    """The executor `produce.run.run` renders with; the log says which worker got which device.
 
     `threads` fixes Cycles' CPU threads per worker (or per Ray task); by default local CPU
     workers share this machine's cores and a Ray task on CPUs takes the smallest node's.

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from clevr_remv.shards import ShardSpec, job_shards, parse_job, parse_shard
+from clevr_remv.store.plan import ShardSpec, job_shards, parse_job, parse_shard
 
 ARRAY_VARIABLES = ("CLEVR_REMV_TASK_ID", "SLURM_ARRAY_TASK_ID", "SGE_TASK_ID", "LSB_JOBINDEX",
                    "PBS_ARRAY_INDEX", "PBS_ARRAYID")

@@ -29,13 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.devices import DeviceChoice, WorkerDevice
-from clevr_remv.pipeline import render_shard
+from clevr_remv.gpu.devices import DeviceChoice, WorkerDevice
+from clevr_remv.produce.pixel_path import render_shard
 from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
-from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, stop_on_signals
-from clevr_remv.shards import ShardSpec
+from clevr_remv.runners.stopping import (
+    DiskFull,
+    RenderInterrupted,
+    StopFlag,
+    is_disk_full,
+    stop_on_signals,
+)
 from clevr_remv.store import shard_is_complete
 from clevr_remv.store.cleanup import sweep_stale_temporaries
+from clevr_remv.store.plan import ShardSpec
 
 log = logging.getLogger(__name__)
 

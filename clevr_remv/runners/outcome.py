@@ -11,7 +11,7 @@ import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from clevr_remv.shards import ShardSpec
+from clevr_remv.store.plan import ShardSpec
 
 log = logging.getLogger(__name__)
 

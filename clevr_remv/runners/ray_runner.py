@@ -1,6 +1,6 @@
 """`--executor ray`: one Ray task per shard, on a Ray cluster or a local Ray instance.
 
-Each task renders one whole shard with `pipeline.render_shard` in a Ray worker process
+Each task renders one whole shard with `produce.pixel_path.render_shard` in a Ray worker process
 and writes it straight into `--out`, which must therefore be a filesystem every node
 mounts at the same path (NFS, Lustre, GPFS, CephFS...). A Ray worker process keeps one
 Blender renderer for the tasks it runs, so Blender starts once per worker, not per shard.
@@ -19,10 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.pipeline import render_shard
+from clevr_remv.produce.pixel_path import render_shard
 from clevr_remv.runners.outcome import ATTEMPTS, Outcome, describe_error
-from clevr_remv.runners.stopping import DiskFull, RenderInterrupted, StopFlag, is_disk_full, stop_on_signals
-from clevr_remv.shards import ShardSpec
+from clevr_remv.runners.stopping import (
+    DiskFull,
+    RenderInterrupted,
+    StopFlag,
+    is_disk_full,
+    stop_on_signals,
+)
+from clevr_remv.store.plan import ShardSpec
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clevr_remv.config import RenderConfig
-from clevr_remv.pipeline import Renderer, render_shard
+from clevr_remv.produce.pixel_path import Renderer, render_shard
 from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
-from clevr_remv.runners.stopping import DiskFull, StopFlag, is_disk_full, stop_on_signals
-from clevr_remv.shards import ShardSpec
+from clevr_remv.runners.stopping import (
+    DiskFull,
+    StopFlag,
+    is_disk_full,
+    stop_on_signals,
+)
+from clevr_remv.store.plan import ShardSpec
 
 log = logging.getLogger(__name__)
 

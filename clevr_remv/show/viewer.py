@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clevr_remv.show.data import SceneViews, object_label
-from clevr_remv.show.figure import depth_colormap, depth_range, object_colours
+from clevr_remv.show.picture import depth_colormap, depth_range, object_colours
+from clevr_remv.show.gather import SceneViews, object_label
 from clevr_remv.show.outline import centroid, outlines, svg_path
 from clevr_remv.store.atomic import atomic_path
 
@@ -70,7 +70,12 @@ def script_json(obj: Any) -> str:
 def focus_data(data: SceneViews, image_format: str, slices: int = FOCUS_SLICES) -> dict[str, Any]:
     """The focus slider's focal stack: the centre view refocused (`clevr_remv.lightfield.refocus`) at
     `slices` disparities spread over the scene's range, as data URIs, with those disparities."""
-    from clevr_remv.lightfield import disparity_from_depth, disparity_range, focal_stack, focal_stack_disparities
+    from clevr_remv.lightfield import (
+        disparity_from_depth,
+        disparity_range,
+        focal_stack,
+        focal_stack_disparities,
+    )
 
     low, high = disparity_range(disparity_from_depth(data.scene.rig, data.depth), data.depth)
     disparities = focal_stack_disparities(low, high, slices)

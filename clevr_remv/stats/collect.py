@@ -4,7 +4,7 @@ A shard's pixels (`images`, `masks`, `depth`) are over 99 % of its bytes, and no
 needs them, so only `scenes` (JSON), `refs/*` and the file attributes are ever read: 10,000
 scenes are counted in seconds instead of decompressing their ~98 GB.
 
-Words are counted as in `clevr_remv.expressions.stats.words`: whitespace-separated tokens with
+Words are counted as in `clevr_remv.stats.language.words`: whitespace-separated tokens with
 punctuation stripped. The engine attaches punctuation to the word before it
 (`expressions.realise.finish`), so punctuation never makes a token of its own, "left of" is
 two words and "The red cube." is three.
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from clevr_remv.expressions.stats import _relation, words
 from clevr_remv.expressions.templates import Lexicon
-from clevr_remv.occlusion import HISTOGRAM_LENGTH, fraction_histogram
+from clevr_remv.scene.vocabulary import ATTRIBUTES
+from clevr_remv.stats.language import _relation, words
 from clevr_remv.store.manifest import require_manifest
 from clevr_remv.store.reader import open_shard, reading_shard, require_split
-from clevr_remv.vocabulary import ATTRIBUTES
+from clevr_remv.truth.occlusion import HISTOGRAM_LENGTH, fraction_histogram
 
 # What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
 SMALL_DATASETS: tuple[str, ...] = ("scenes", "refs/scene", "refs/expression", "refs/family", "refs/program",
@@ -62,7 +62,7 @@ class SplitCounts:
     mentions: dict[str, Counter[str]] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
     wordings: Counter[str] = field(default_factory=Counter)
     visible_per_view: np.ndarray | None = None  # (V,) int: pairs whose referent is visible in each view
-    # Fine histograms (clevr_remv.occlusion.fraction_histogram) of the referents' visible fraction over
+    # Fine histograms (clevr_remv.truth.occlusion.fraction_histogram) of the referents' visible fraction over
     # (pair, centre view) and (pair, view); None while no shard of the split has refs/visible_fraction.
     fraction_centre: np.ndarray | None = None
     fraction_all: np.ndarray | None = None

@@ -15,8 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clevr_remv.scene.vocabulary import (
+    ATTRIBUTES,
+    COLORS,
+    MATERIALS,
+    SHAPES,
+    SIZES,
+)
 from clevr_remv.store.atomic import atomic_path
-from clevr_remv.vocabulary import ATTRIBUTES, COLORS, MATERIALS, SHAPES, SIZES
 
 DPI = 100
 FORMATS = ("png", "svg")

@@ -10,9 +10,9 @@ import math
 from collections import Counter
 from typing import Any
 
-from clevr_remv.occlusion import summarise_histogram
 from clevr_remv.stats.collect import SplitCounts
 from clevr_remv.stats.published import OBJECTS_RANGE, published
+from clevr_remv.truth.occlusion import summarise_histogram
 
 WORD_RULE = ("whitespace-separated tokens, punctuation stripped (punctuation is attached to the word before it, "
              "so it never counts as a word; 'left of' is two words)")

@@ -2,9 +2,13 @@
 
 from clevr_remv.store.atomic import atomic_path, write_json_atomic
 from clevr_remv.store.cleanup import sweep_stale_temporaries
-from clevr_remv.store.manifest import MANIFEST_NAME, read_manifest, require_manifest, write_manifest
+from clevr_remv.store.manifest import (
+    MANIFEST_NAME,
+    read_manifest,
+    require_manifest,
+    write_manifest,
+)
 from clevr_remv.store.reader import DatasetReader, ShardReader
-from clevr_remv.store.split_files import split_file_path, write_split_files
 from clevr_remv.store.shard import (
     SCHEMA_VERSION,
     ShardWriter,
@@ -13,6 +17,7 @@ from clevr_remv.store.shard import (
     shard_is_complete,
     write_shard,
 )
+from clevr_remv.store.split_files import split_file_path, write_split_files
 
 __all__ = [
     "MANIFEST_NAME",

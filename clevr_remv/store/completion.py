@@ -15,8 +15,8 @@ from pathlib import Path
 
 from clevr_remv.config import RenderConfig, from_dict, render_arguments
 from clevr_remv.contract import NotADataset
-from clevr_remv.shards import ShardSpec, plan_shards
 from clevr_remv.store.manifest import NOTHING_RENDERED, read_manifest, require_directory
+from clevr_remv.store.plan import ShardSpec, plan_shards
 from clevr_remv.store.shard import read_shard_attrs, shard_is_complete
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 
     ds = DatasetReader("out")
     for shard, row in ds.iter_scenes("test"):
-        scene = shard.scene(row)                       # clevr_remv.scene.Scene
+        scene = shard.scene(row)                       # clevr_remv.scene.description.Scene
         centre = shard.view(row, scene.rig.centre_view)  # dict of numpy arrays
         pairs = [r for r in shard.refs() if r["scene"] == row]
 
@@ -19,6 +19,7 @@ opened on a split file (`out/train.h5`) names the shard behind the row that fail
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ import h5py
 import numpy as np
 
 from clevr_remv.contract import DamagedShard, describe_read_error
-from clevr_remv.scene import Scene
+from clevr_remv.scene.description import Scene
 from clevr_remv.store.manifest import manifest_path, require_manifest
 from clevr_remv.store.shard import attrs_dict
 
@@ -66,6 +67,18 @@ def require_shard_files(paths: list[Path], root: Path | str | None = None) -> No
     for path in paths:
         if not Path(path).is_file():
             open_shard(path, root)
+
+
+def scene_indices(f: h5py.File) -> np.ndarray:
+    """Split-wide scene index of every row of an open shard.
+
+    The pipeline records `first_scene`; shards written without it fall back to the
+    scene descriptions (a few kB of JSON per scene).
+    """
+    rows = int(f["scenes"].shape[0])
+    if "first_scene" in f.attrs:
+        return int(f.attrs["first_scene"]) + np.arange(rows)
+    return np.array([json.loads(s)["index"] for s in f["scenes"].asstr()[()]], dtype=np.int64)
 
 
 class ShardReader:

@@ -19,11 +19,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from clevr_remv.occlusion import ref_fractions
-from clevr_remv.records import Ref, SceneRender
-from clevr_remv.scene import Scene
+from clevr_remv.scene.description import Scene
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from clevr_remv.store.atomic import atomic_path
-from clevr_remv.vocabulary import MAX_OBJECTS
+from clevr_remv.store.records import Ref, SceneRender
+from clevr_remv.truth.occlusion import ref_fractions
 
 # 2: the pixel datasets carry Fletcher-32 checksums (1 had none; readers handle both).
 # 3: `amodal_pixels`, `refs/visible_fraction` and, optionally, `amodal_masks` (docs/occlusion.md);
@@ -40,7 +40,7 @@ SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
 #   bytes; the plugins' zstd and Blosc2 were no smaller.
 # - masks: gzip 6, ~25 % smaller than gzip 4 at similar speed; < 2 % of a shard anyway.
 # - depth: byte shuffle + gzip 4, ~25 % smaller than gzip alone; with the pipeline's
-#   mantissa rounding (clevr_remv/precision.py) 2.0 MB/scene instead of 11. Scale-offset
+#   mantissa rounding (clevr_remv/truth/depth_precision.py) 2.0 MB/scene instead of 11. Scale-offset
 #   does nothing on chunks that hold +inf.
 # Every pixel chunk also carries HDF5's Fletcher-32 checksum (4 bytes per chunk), so a
 # flipped byte anywhere makes reading that chunk fail instead of returning wrong pixels;

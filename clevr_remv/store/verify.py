@@ -23,25 +23,30 @@ import h5py
 import numpy as np
 
 from clevr_remv.config import RenderConfig, from_dict
-from clevr_remv.scene import SPLITS, Scene
-from clevr_remv.shards import ShardSpec, plan_shards
+from clevr_remv.scene.description import SPLITS, Scene
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from clevr_remv.store.completion import stored_config
-from clevr_remv.store.manifest import MANIFEST_NAME, manifest_path, read_manifest, require_directory
-from clevr_remv.occlusion import ref_fractions
+from clevr_remv.store.manifest import (
+    MANIFEST_NAME,
+    manifest_path,
+    read_manifest,
+    require_directory,
+)
+from clevr_remv.store.plan import ShardSpec, plan_shards
 from clevr_remv.store.shard import (
     AMODAL_MASKS,
     PIXEL_DATASETS,
-    SUPPORTED_SCHEMAS,
     STRING,
+    SUPPORTED_SCHEMAS,
     attrs_dict,
     file_schema,
     ref_layout,
-    unpack_masks,
     scene_layout,
+    unpack_masks,
 )
 from clevr_remv.store.split_files import concatenate_refs, read_refs, split_file_path
 from clevr_remv.store.transaction import Transaction
-from clevr_remv.vocabulary import MAX_OBJECTS
+from clevr_remv.truth.occlusion import ref_fractions
 
 log = logging.getLogger(__name__)
 

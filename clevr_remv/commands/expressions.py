@@ -1,0 +1,34 @@
+"""`clevr-remv expressions`: new referring expressions for a rendered dataset, without re-rendering
+(produce/regenerate.py does the work, all or nothing)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from clevr_remv.contract import setup_logging
+
+log = logging.getLogger("clevr_remv")
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--templates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Template folder (default: the repository's templates/).")
+@click.option("-v", "--verbose", is_flag=True)
+def expressions(out: Path, templates: Path | None, verbose: bool) -> None:
+    """Regenerate the referring expressions of a rendered dataset in OUT, without re-rendering."""
+    setup_logging(verbose)
+    from clevr_remv.produce.regenerate import regenerate_expressions
+
+    manifest = regenerate_expressions(out, templates, on_shard=lambda p: log.info("rewrote %s", p))
+    from clevr_remv.store import read_manifest
+
+    for split, entry in read_manifest(out)["splits"].items():
+        click.echo(f"{split}: {entry['pairs']} pairs in {entry['scenes']} scenes")
+    click.echo(f"updated {manifest}")
+
+
+command = expressions
