@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from clevr_remv.data.lightfield_scenes import LightFieldScene, scenes_json
-from clevr_remv.export.light_field_plan import export_lightfield, to_uint8, write_png
+from clevr_remv.export.light_field_plan import export_lightfield
+from clevr_remv.export.png import write_png
 from clevr_remv.lightfield.refocus import focal_stack, focal_stack_disparities
 
 FOLDERS = ("allfocus", "mat", "masks", "sentences")
@@ -64,3 +65,8 @@ def export_focal_stack(root: Path, out: Path, views: Any = "all", splits: list[s
     return export_lightfield("focal-stack", write_focal_stack_scene, Path(root), Path(out), splits, scenes=scenes,
                              views_per_scene=slices + 1, options={"slices": slices, "compress": compress},
                              overwrite=overwrite, workers=workers, progress=progress)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round a float image in 0..255 to uint8."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)

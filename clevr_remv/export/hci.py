@@ -29,8 +29,9 @@ import numpy as np
 
 from clevr_remv import __version__
 from clevr_remv.data.lightfield_scenes import LightFieldScene, scenes_json
-from clevr_remv.export.light_field_plan import export_lightfield, write_png
+from clevr_remv.export.light_field_plan import export_lightfield
 from clevr_remv.export.pfm import write_pfm
+from clevr_remv.export.png import write_png
 from clevr_remv.lightfield.disparity import infinity_disparity
 from clevr_remv.scene import rig
 

@@ -26,7 +26,6 @@ re-groups the parts, in shard order, into the final files.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -49,6 +48,7 @@ from clevr_remv.export.common import (
     summary,
     write_json,
 )
+from clevr_remv.export.png import png_bytes
 from clevr_remv.scene.rig import view_position
 
 log = logging.getLogger("clevr_remv")
@@ -159,21 +159,6 @@ def _leaves(schema: Any) -> list[str]:
         return [path]
 
     return [leaf for f in schema for leaf in walk(f.name, f.type)]
-
-
-PNG_LEVEL = 6
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    """PNG at zlib level 6 (PIL's default; a bool array gives a 1-bit PNG). Not level 1 as the
-    file exports (common.write_png): a Hub dataset is written once and downloaded many times, and
-    level 6 makes a 240x160 view 20 % smaller (29.1 against 36.2 kB) for 8 ms more per view (11.7
-    against 3.6 ms), paid once per view, not per row (measured on 2 busy cores)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return buffer.getvalue()
 
 
 def bbox(mask: np.ndarray) -> list[int] | None:
