@@ -1,10 +1,9 @@
 """The one command-line contract (clevr_remv/contract.py), checked for every command alike:
 exit 0 / 1 error / 2 usage / 130 SIGINT / 143 SIGTERM, one line, no traceback, no 'Aborted!',
-one 'not a dataset' message, and a package whose imports run one way."""
+one 'not a dataset' message. (The imports that run one way: tests/test_architecture.py.)"""
 
 from __future__ import annotations
 
-import ast
 import os
 import signal
 import subprocess
@@ -19,7 +18,6 @@ from click.testing import CliRunner
 from clevr_remv.cli import main
 from clevr_remv.contract import STOPPED_CLEANLY
 
-PACKAGE = Path(__file__).resolve().parents[1] / "clevr_remv"
 
 # Every command that takes a dataset, with the arguments that make it start on DIR.
 DATASET_COMMANDS = {
@@ -147,60 +145,6 @@ def test_a_stop_signal_exits_128_plus_its_number_in_one_line(tmp_path: Path, nam
     assert "Traceback" not in err and "Aborted!" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [f"clevr-remv: stopped by {signal.Signals(sig).name}; {STOPPED_CLEANLY}"]
-
-
-def _imports(path: Path) -> set[str]:
-    """Every clevr_remv module `path` imports, at the top or inside a function."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("clevr_remv"):
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names if a.name.startswith("clevr_remv"))
-    return names
-
-
-def _module_graph() -> dict[str, set[str]]:
-    modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
-    graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
-    # cli.py registers every module under commands/ by name (importlib), an import all the same.
-    graph["clevr_remv.cli"] |= {m for m in modules if m.startswith("clevr_remv.commands.")}
-    return graph
-
-
-def test_no_module_imports_one_that_imports_it_back() -> None:
-    """Arrows run one way: no cycle of any length between the package's modules (lazy imports
-    inside functions count; package __init__ re-exports are followed like any module)."""
-    graph = _module_graph()
-    state: dict[str, int] = {}
-    cycles = []
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt, [*stack, nxt])
-        state[node] = 2
-
-    for start in sorted(graph):
-        if start not in state:
-            visit(start, [start])
-    # A package's __init__ importing its own submodules is not a cycle between files that matter.
-    real = [c for c in cycles if not any(b.startswith(a + ".") for a, b in zip(c, c[1:]))]
-    assert real == []
-
-
-def test_the_contract_module_imports_no_command_store_or_renderer() -> None:
-    assert _imports(PACKAGE / "contract.py") == set()
-    for path in (PACKAGE / "commands").glob("*.py"):
-        assert "clevr_remv.cli" not in _imports(path), path
 
 
 @pytest.mark.parametrize("args", [
