@@ -13,9 +13,14 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from clevr_remv.gpu.devices import DEVICE_REQUESTS
 from clevr_remv.scene.description import SPLITS, Vec3
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
+
+# Cycles' GPU backends, best first, and what --device accepts: a policy (auto, cpu, gpu = the best GPU
+# backend) or one backend by name, for a card both OptiX and CUDA drive (benchmarks, a driver whose
+# OptiX is broken). gpu/devices.py decides among them; the configuration only validates the request.
+GPU_BACKENDS: tuple[str, ...] = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+DEVICE_REQUESTS: tuple[str, ...] = ("auto", "cpu", "gpu", *(b.lower() for b in GPU_BACKENDS))
 
 REFERENCE_PIXELS = 480 * 320
 REFERENCE_MIN_VISIBLE = 200

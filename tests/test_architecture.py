@@ -81,6 +81,51 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycles(graph)
 
 
+# The floors of the house, bottom up (docs/architecture.md, "Rooms and floors"): a module imports
+# from its own floor or below, never from above. The root's lazy `clevr_remv.RefDataset` is the
+# one arrow down from the top, by design.
+FLOORS = [
+    {"contract.py", "outputs.py", "timing.py"},              # shared by every layer
+    {"config.py", "scene", "truth"},                         # what a scene is, before and after its pixels
+    {"store"},                                               # the files: shards, refs, plan, manifest
+    {"gpu", "render", "expressions", "stats"},               # the parts of production, and counting
+    {"produce", "runners"},                                  # a dataset produced, shard by shard
+    {"data", "lightfield", "evaluation", "export", "show"},  # a dataset used
+    {"cli.py", "commands"},                                  # the command line
+]
+
+
+def _room(module: str) -> str:
+    """`clevr_remv.store.shard` -> "store", `clevr_remv.config` -> "config.py"."""
+    first = module.split(".")[1]
+    return first if (PACKAGE / first).is_dir() else f"{first}.py"
+
+
+def _floor(module: str) -> int:
+    room = _room(module)
+    return next(i for i, rooms in enumerate(FLOORS) if room in rooms)
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() if a != "clevr_remv"
+                  for b in targets if b != "clevr_remv" and _floor(b) > _floor(a))
+
+
+def test_every_room_is_on_one_floor() -> None:
+    rooms = {_room(m) for m in _modules() if m != "clevr_remv"}
+    assert rooms == set().union(*FLOORS)
+
+
+def test_imports_never_go_up_a_floor() -> None:
+    assert _upward_imports(_module_graph()) == []
+
+
+def test_the_floor_check_sees_an_upward_import() -> None:
+    graph = _module_graph()
+    graph["clevr_remv.store.shard"] |= {"clevr_remv.data.dataset"}
+    assert _upward_imports(graph) == ["clevr_remv.store.shard -> clevr_remv.data.dataset"]
+
+
 def test_the_contract_module_imports_no_command_store_or_renderer() -> None:
     assert {m for m in _imported(PACKAGE / "contract.py") if m.startswith("clevr_remv")} == set()
     for path in (PACKAGE / "commands").glob("*.py"):

@@ -11,12 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from clevr_remv.config import DEVICE_REQUESTS, GPU_BACKENDS
 from clevr_remv.contract import UserError
 
-GPU_BACKENDS: tuple[str, ...] = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
-# What --device accepts: a policy (auto, cpu, gpu = the best GPU backend) or one backend by name,
-# for a card both OptiX and CUDA drive (benchmarks, a driver whose OptiX is broken).
-DEVICE_REQUESTS: tuple[str, ...] = ("auto", "cpu", "gpu", *(b.lower() for b in GPU_BACKENDS))
 
 
 class DeviceUnavailable(UserError, RuntimeError):
