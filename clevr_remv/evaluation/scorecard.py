@@ -25,7 +25,7 @@ def _finite(x: float) -> float | None:
 
 def report_json(evaluation: Evaluation) -> dict[str, Any]:
     """The `--json` document; IoUs and P@K as fractions 0..1, MVR as a fraction (0.022 = 2.2 %), NaN as null."""
-    r = evaluation.scorecard
+    r = evaluation.report
     extra = {}
     if evaluation.by_occlusion is not None:
         from clevr_remv.evaluation.by_occlusion import bins_json
@@ -56,7 +56,7 @@ def _pct(x: float) -> str:
 
 def format_report(evaluation: Evaluation) -> str:
     """The printed table: one row per view (figures in %), mean and std over the chosen views, MVR."""
-    r = evaluation.scorecard
+    r = evaluation.report
     headers = ["view", "row,col", "dist", "pairs", "left out", *(f"P@{k:g}" for k in THRESHOLDS), "mIoU", "oIoU"]
     rows: list[list[str]] = []
     for v, s in sorted(r.views.items()):
@@ -98,14 +98,14 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
         from clevr_remv.evaluation.by_occlusion import plot_bins
 
         plot_bins(evaluation.by_occlusion, f"Overall IoU by visible fraction: {evaluation.source}\n"
-                  f"{evaluation.split}, views {','.join(map(str, evaluation.scorecard.chosen))}", path, fmt)
+                  f"{evaluation.split}, views {','.join(map(str, evaluation.report.chosen))}", path, fmt)
         return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    r = evaluation.scorecard
+    r = evaluation.report
     grid = np.full((r.grid, r.grid), np.nan)
     for v, s in r.views.items():
         grid[view_position(v, r.grid)] = s.oiou
