@@ -9,6 +9,7 @@ from clevr_remv.store.manifest import (
     write_manifest,
 )
 from clevr_remv.store.reader import DatasetReader, ShardReader
+from clevr_remv.store.refs import RefTable
 from clevr_remv.store.shard import (
     SCHEMA_VERSION,
     ShardWriter,
@@ -23,6 +24,7 @@ __all__ = [
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "DatasetReader",
+    "RefTable",
     "ShardReader",
     "ShardWriter",
     "atomic_path",

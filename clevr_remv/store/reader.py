@@ -6,10 +6,13 @@
     for shard, row in ds.iter_scenes("test"):
         scene = shard.scene(row)                       # clevr_remv.scene.description.Scene
         centre = shard.view(row, scene.rig.centre_view)  # dict of numpy arrays
-        pairs = [r for r in shard.refs() if r["scene"] == row]
+        refs = shard.ref_table()                       # store.refs.RefTable, every pair of the shard
+        pairs = np.flatnonzero(refs.scene == row)
 
 Only the requested view is read from disk: the pixel datasets are chunked one view per
-chunk, so `view()` decompresses exactly one image, one mask and one depth map.
+chunk, so `view()` decompresses exactly one image, one mask and one depth map (fewer with
+`fields`). Code outside `store/` reads the shards through these methods and never names an
+HDF5 dataset (store/columns.py does), so the file layout can change in one place.
 
 A shard that is missing, truncated or fails a checksum while being read raises
 `contract.DamagedShard` naming the file (never HDF5's bare "filter returned failure during
@@ -20,7 +23,7 @@ opened on a split file (`out/train.h5`) names the shard behind the row that fail
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,26 @@ import numpy as np
 
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.scene.description import Scene
+from clevr_remv.store.columns import (
+    AMODAL_MASKS,
+    AMODAL_PIXELS,
+    DEPTH,
+    IMAGES,
+    INTRINSICS,
+    MASKS,
+    SCENE_DATASETS,
+    SCENES,
+    VISIBLE_PIXELS,
+    WORLD_TO_CAMERA,
+)
 from clevr_remv.store.manifest import manifest_path, require_manifest
-from clevr_remv.store.shard import attrs_dict
+from clevr_remv.store.refs import RefTable, concatenate, read_ref_table
+from clevr_remv.store.shard import attrs_dict, unpack_masks
+
+# What `ShardReader.view` calls the arrays of one view, and the dataset each comes from.
+VIEW_FIELDS: dict[str, str] = {"image": IMAGES, "mask": MASKS, "depth": DEPTH, "intrinsics": INTRINSICS,
+                               "world_to_camera": WORLD_TO_CAMERA}
+_PER_SCENE = (*SCENE_DATASETS, AMODAL_MASKS)
 
 
 @contextmanager
@@ -75,10 +96,10 @@ def scene_indices(f: h5py.File) -> np.ndarray:
     The pipeline records `first_scene`; shards written without it fall back to the
     scene descriptions (a few kB of JSON per scene).
     """
-    rows = int(f["scenes"].shape[0])
+    rows = int(f[SCENES].shape[0])
     if "first_scene" in f.attrs:
         return int(f.attrs["first_scene"]) + np.arange(rows)
-    return np.array([json.loads(s)["index"] for s in f["scenes"].asstr()[()]], dtype=np.int64)
+    return np.array([json.loads(s)["index"] for s in f[SCENES].asstr()[()]], dtype=np.int64)
 
 
 class ShardReader:
@@ -95,6 +116,7 @@ class ShardReader:
         # A split file's rows map onto its shards (`shards` relative to it, `scene_offsets`).
         self._sources: list[Path] = []
         self._offsets = np.zeros(0, dtype=np.int64)
+        self._label: tuple[str | None] | None = None  # set by reading(): one label for a block of reads
         try:
             with self._reading():
                 attrs = self._file.attrs
@@ -120,7 +142,21 @@ class ShardReader:
                 path, local = self._sources[k], row - int(self._offsets[k])
                 if not path.is_file():  # a virtual dataset would read it as zeros
                     open_shard(path, self.root)
+        if self._label is not None:
+            return reading_shard(path, self.root, self._label[0])
         return reading_shard(path, self.root, what.format(row=local, view=view) if what else None)
+
+    @contextmanager
+    def reading(self, what: str | None = None) -> Iterator[None]:
+        """Inside, a damaged read names `what` (e.g. "scenes and refs"; None: the file alone) instead
+        of each method's own label: a consumer that reads several things as one step reports that
+        step, whichever read failed."""
+        outer, self._label = self._label, (what,)
+        try:
+            with self._reading():
+                yield
+        finally:
+            self._label = outer
 
     def __enter__(self) -> "ShardReader":
         return self
@@ -134,19 +170,24 @@ class ShardReader:
     def __len__(self) -> int:
         """Number of scenes in the shard."""
         with self._reading():
-            return int(self._file["scenes"].shape[0])
+            return int(self._file[SCENES].shape[0])
 
     @property
     def num_views(self) -> int:
         with self._reading():
-            return int(self._file["masks"].shape[1])
+            return int(self._file[MASKS].shape[1])
 
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) in pixels."""
+        return self.shape[2:]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(S, V, H, W): scenes, views, height and width, from the masks' shape (nothing read but that)."""
         with self._reading():
-            _, _, h, w = self._file["masks"].shape
-        return int(h), int(w)
+            s, v, h, w = self._file[MASKS].shape
+        return int(s), int(v), int(h), int(w)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -157,63 +198,99 @@ class ShardReader:
     def scene(self, i: int) -> Scene:
         """The description of the scene in row `i`."""
         with self._reading("scenes[{row}]", i):
-            text = self._file["scenes"].asstr()[i]
+            text = self._file[SCENES].asstr()[i]
         return Scene.from_json(text)
 
-    def view(self, i: int, v: int) -> dict[str, np.ndarray]:
-        """Image (H,W,3) uint8, mask (H,W) uint8, depth (H,W) float32 and cameras of view `v`."""
+    def scene_texts(self) -> np.ndarray:
+        """(S,) str: every row's scene description as stored (JSON), in one read."""
+        with self._reading("scenes"):
+            return self._file[SCENES].asstr()[()]
+
+    def scene_indices(self) -> np.ndarray:
+        """(S,) int: the split-wide index of every row's scene."""
+        with self._reading("scenes"):
+            return scene_indices(self._file)
+
+    def view(self, i: int, v: int, fields: Sequence[str] = tuple(VIEW_FIELDS)) -> dict[str, np.ndarray]:
+        """Image (H,W,3) uint8, mask (H,W) uint8, depth (H,W) float32 and cameras of view `v`;
+        `fields` (keys of VIEW_FIELDS) reads only those, one chunk each."""
+        datasets = [(name, VIEW_FIELDS[name]) for name in fields]
         f = self._file
         with self._reading("view {view} of scene row {row}", i, v):
-            return {
-                "image": f["images"][i, v],
-                "mask": f["masks"][i, v],
-                "depth": f["depth"][i, v],
-                "intrinsics": f["cameras/intrinsics"][i, v],
-                "world_to_camera": f["cameras/world_to_camera"][i, v],
-            }
+            return {name: f[dataset][i, v] for name, dataset in datasets}
+
+    def mask(self, i: int, v: int) -> np.ndarray:
+        """(H, W) uint8 object ids of view `v` of row `i`: one chunk, for code that needs masks only."""
+        with self._reading("masks[{row}, {view}]", i, v):
+            return self._file[MASKS][i, v]
+
+    def all_views(self, i: int, name: str) -> np.ndarray:
+        """Every view of row `i` of the per-scene dataset `name` (store.columns: IMAGES (V, H, W, 3),
+        MASKS, DEPTH ...): a whole light field of one kind, V chunks."""
+        if name not in _PER_SCENE:
+            raise ValueError(f"{name!r} is not a per-scene dataset (have {', '.join(_PER_SCENE)})")
+        with self._reading(f"{name} of scene row {{row}}", i):
+            return self._file[name][i]
 
     def visible_pixels(self, i: int) -> np.ndarray:
         """(V, 10) int32: visible pixel count of each object (column k-1 = object k) per view."""
         with self._reading("visible_pixels[{row}]", i):
-            return self._file["visible_pixels"][i]
+            return self._file[VISIBLE_PIXELS][i]
 
     def amodal_pixels(self, i: int) -> np.ndarray | None:
         """(V, 10) int32: pixels each object would cover with nothing in front of it (in-image), per
         view; None in datasets written before schema version 3."""
         with self._reading("amodal_pixels[{row}]", i):
-            return self._file["amodal_pixels"][i] if "amodal_pixels" in self._file else None
+            return self._file[AMODAL_PIXELS][i] if AMODAL_PIXELS in self._file else None
+
+    @property
+    def has_amodal_masks(self) -> bool:
+        """Whether the dataset was rendered with --amodal-masks."""
+        with self._reading():
+            return AMODAL_MASKS in self._file
 
     def amodal_masks(self, i: int, v: int) -> np.ndarray | None:
         """(10, H, W) bool amodal masks of view `v` (object k at k-1); None unless the dataset was
         rendered with --amodal-masks."""
-        from clevr_remv.store.shard import unpack_masks
-
         with self._reading("amodal_masks[{row}, {view}]", i, v):
-            if "amodal_masks" not in self._file:
+            if AMODAL_MASKS not in self._file:
                 return None
-            return unpack_masks(self._file["amodal_masks"][i, v], self._file["masks"].shape[-1])
+            return unpack_masks(self._file[AMODAL_MASKS][i, v], self._file[MASKS].shape[-1])
 
     def amodal_masks_packed(self, i: int) -> np.ndarray | None:
         """(V, 10, H, ceil(W / 8)) uint8: every view's amodal masks as stored (bit-packed along W,
         `store.shard.unpack_masks`); None unless the dataset was rendered with --amodal-masks."""
         with self._reading("amodal_masks[{row}]", i):
-            return self._file["amodal_masks"][i] if "amodal_masks" in self._file else None
+            return self._file[AMODAL_MASKS][i] if AMODAL_MASKS in self._file else None
+
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """Those of the datasets `names` (store.columns) that the file lacks, in order: a reader that
+        needs them refuses an incomplete file in one line before reading anything."""
+        with self._reading():
+            return [name for name in names if name not in self._file]
+
+    def ref_table(self) -> RefTable:
+        """Every referring pair of the file, one column per `refs/*` dataset (store/refs.py);
+        `scene` is the row here (the split's row in a split file)."""
+        with self._reading("refs"):
+            return read_ref_table(self._file)
 
     def refs(self) -> list[dict[str, Any]]:
-        """All referring pairs of the shard, one dict per pair (`scene` is the row here)."""
-        with self._reading("refs"):
-            g = self._file["refs"]
-            columns = {
-                "id": g["id"][()].tolist(),
-                "scene": g["scene"][()].tolist(),
-                "object": g["object"][()].tolist(),
-                "expression": g["expression"].asstr()[()].tolist(),
-                "family": g["family"].asstr()[()].tolist(),
-                "program": g["program"].asstr()[()].tolist(),
-                "visible": list(g["visible"][()]),
-            }
-            if "visible_fraction" in g:  # schema 3: visible / amodal pixels of the referent per view
-                columns["visible_fraction"] = list(g["visible_fraction"][()])
+        """All referring pairs of the shard, one dict per pair (`scene` is the row here), with
+        `visible_fraction` only where the file measured it (schema 3); `ref_table()` is the
+        same as columns."""
+        table = self.ref_table()
+        columns = {
+            "id": table.id.tolist(),
+            "scene": table.scene.tolist(),
+            "object": table.object.tolist(),
+            "expression": table.expression.tolist(),
+            "family": table.family.tolist(),
+            "program": table.program.tolist(),
+            "visible": list(table.visible),
+        }
+        if table.measured_fraction:
+            columns["visible_fraction"] = list(table.visible_fraction)
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
@@ -257,6 +334,16 @@ class DatasetReader:
         for path in self.shard_paths(split):
             with ShardReader(path, self.root) as shard:
                 yield shard
+
+    def ref_table(self, split: str) -> RefTable:
+        """Every referring pair of `split`: its shards' tables in manifest order, with `scene` the
+        split's row (shard offset + row), as in the split file `<split>.h5`."""
+        tables, offsets, rows = [], [], 0
+        for shard in self.iter_shards(split):
+            tables.append(shard.ref_table())
+            offsets.append(rows)
+            rows += len(shard)
+        return concatenate(tables, offsets, int(self.manifest.get("views", 0)))
 
     def iter_scenes(self, split: str) -> Iterator[tuple[ShardReader, int]]:
         """(shard, row) for every scene of `split`; read what you need through the shard."""

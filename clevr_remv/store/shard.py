@@ -22,6 +22,30 @@ import numpy as np
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from clevr_remv.store.atomic import atomic_path
+from clevr_remv.store.columns import (
+    AMODAL_MASKS,
+    AMODAL_PIXELS,
+    DATASETS_SINCE,
+    DEPTH,
+    IMAGES,
+    INTRINSICS,
+    MASKS,
+    REF_DATASETS,
+    REF_EXPRESSION,
+    REF_FAMILY,
+    REF_ID,
+    REF_OBJECT,
+    REF_PROGRAM,
+    REF_SCENE,
+    REF_VISIBLE,
+    REF_VISIBLE_FRACTION,
+    REFS,
+    SCENE_DATASETS,
+    SCENES,
+    STRING,
+    VISIBLE_PIXELS,
+    WORLD_TO_CAMERA,
+)
 from clevr_remv.store.records import Ref, SceneRender
 from clevr_remv.truth.occlusion import ref_fractions
 
@@ -52,35 +76,10 @@ DEPTH_COMPRESSION: dict[str, Any] = dict(compression="gzip", compression_opts=4,
 # Cameras, pixel counts and refs are tiny next to the images (< 0.1 %): store them plain.
 SMALL_COMPRESSION: dict[str, Any] = {}
 
-STRING = h5py.string_dtype("utf-8")
-
-# Datasets with one row per scene, and with one row per referring pair.
-SCENE_DATASETS: tuple[str, ...] = (
-    "images",
-    "masks",
-    "depth",
-    "cameras/intrinsics",
-    "cameras/world_to_camera",
-    "visible_pixels",
-    "amodal_pixels",
-    "scenes",
-)
-REF_DATASETS: tuple[str, ...] = (
-    "refs/scene",
-    "refs/object",
-    "refs/expression",
-    "refs/family",
-    "refs/program",
-    "refs/visible",
-    "refs/visible_fraction",
-    "refs/id",
-)
-# Datasets added after version 2, with the schema version that added them.
-DATASETS_SINCE: dict[str, int] = {"amodal_pixels": 3, "refs/visible_fraction": 3}
-# Optional (render --amodal-masks): uint8 (S, V, N_max, H, ceil(W / 8)), each mask row bit-packed
-# (np.packbits along W, first pixel in the high bit), one view per chunk: 0.12 MB for a 480x320 9x9
-# scene against 0.24 MB as bool, and 5x faster to write (docs/occlusion.md). unpack_masks() undoes it.
-AMODAL_MASKS = "amodal_masks"
+# The dataset names (SCENE_DATASETS, REF_DATASETS, DATASETS_SINCE, AMODAL_MASKS ...) are in
+# store/columns.py. The optional amodal masks are bit-packed along W (np.packbits, first pixel in the
+# high bit), one view per chunk: 0.12 MB for a 480x320 9x9 scene against 0.24 MB as bool, and 5x
+# faster to write (docs/occlusion.md). unpack_masks() undoes it.
 
 
 def pack_masks(masks: np.ndarray) -> np.ndarray:
@@ -117,14 +116,14 @@ def scene_layout(views: int, height: int, width: int, schema: int = SCHEMA_VERSI
     as schema version `schema` has them; `amodal_masks` adds the optional amodal masks."""
     v, h, w = views, height, width
     layout = {
-        "images": ((v, h, w, 3), np.dtype(np.uint8)),
-        "masks": ((v, h, w), np.dtype(np.uint8)),
-        "depth": ((v, h, w), np.dtype(np.float32)),
-        "cameras/intrinsics": ((v, 3, 3), np.dtype(np.float64)),
-        "cameras/world_to_camera": ((v, 4, 4), np.dtype(np.float64)),
-        "visible_pixels": ((v, MAX_OBJECTS), np.dtype(np.int32)),
-        "amodal_pixels": ((v, MAX_OBJECTS), np.dtype(np.int32)),
-        "scenes": ((), STRING),
+        IMAGES: ((v, h, w, 3), np.dtype(np.uint8)),
+        MASKS: ((v, h, w), np.dtype(np.uint8)),
+        DEPTH: ((v, h, w), np.dtype(np.float32)),
+        INTRINSICS: ((v, 3, 3), np.dtype(np.float64)),
+        WORLD_TO_CAMERA: ((v, 4, 4), np.dtype(np.float64)),
+        VISIBLE_PIXELS: ((v, MAX_OBJECTS), np.dtype(np.int32)),
+        AMODAL_PIXELS: ((v, MAX_OBJECTS), np.dtype(np.int32)),
+        SCENES: ((), STRING),
     }
     if amodal_masks:
         layout[AMODAL_MASKS] = ((v, MAX_OBJECTS, h, (w + 7) // 8), np.dtype(np.uint8))
@@ -134,29 +133,29 @@ def scene_layout(views: int, height: int, width: int, schema: int = SCHEMA_VERSI
 def ref_layout(views: int, schema: int = SCHEMA_VERSION) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape of one pair's row and dtype of every `refs/*` dataset (of schema version `schema`)."""
     return in_schema({
-        "refs/scene": ((), np.dtype(np.int32)),
-        "refs/object": ((), np.dtype(np.int16)),
-        "refs/expression": ((), STRING),
-        "refs/family": ((), STRING),
-        "refs/program": ((), STRING),
-        "refs/visible": ((views,), np.dtype(bool)),
-        "refs/visible_fraction": ((views,), np.dtype(np.float32)),
-        "refs/id": ((), np.dtype(np.int64)),
+        REF_SCENE: ((), np.dtype(np.int32)),
+        REF_OBJECT: ((), np.dtype(np.int16)),
+        REF_EXPRESSION: ((), STRING),
+        REF_FAMILY: ((), STRING),
+        REF_PROGRAM: ((), STRING),
+        REF_VISIBLE: ((views,), np.dtype(bool)),
+        REF_VISIBLE_FRACTION: ((views,), np.dtype(np.float32)),
+        REF_ID: ((), np.dtype(np.int64)),
     }, schema)
 
 
 # The pixel datasets, chunked one view per chunk, with their filters.
 PIXEL_DATASETS: dict[str, dict[str, Any]] = {
-    "images": IMAGE_COMPRESSION,
-    "masks": MASK_COMPRESSION,
-    "depth": DEPTH_COMPRESSION,
+    IMAGES: IMAGE_COMPRESSION,
+    MASKS: MASK_COMPRESSION,
+    DEPTH: DEPTH_COMPRESSION,
     AMODAL_MASKS: MASK_COMPRESSION,
 }
 # What SceneRender calls each per-scene array; None: must have exactly the contract's dtype.
-_RENDER_FIELDS = {"images": "images", "masks": "masks", "depth": "depth", "cameras/intrinsics": "intrinsics",
-                  "cameras/world_to_camera": "world_to_camera", "visible_pixels": "visible_pixels",
-                  "amodal_pixels": "amodal_pixels"}
-_EXACT_DTYPE = {"images", "masks"}
+_RENDER_FIELDS = {IMAGES: "images", MASKS: "masks", DEPTH: "depth", INTRINSICS: "intrinsics",
+                  WORLD_TO_CAMERA: "world_to_camera", VISIBLE_PIXELS: "visible_pixels",
+                  AMODAL_PIXELS: "amodal_pixels"}
+_EXACT_DTYPE = {IMAGES, MASKS}
 
 
 def _check_render(r: SceneRender, views: int, height: int, width: int) -> None:
@@ -271,11 +270,11 @@ def _write_scene(f: h5py.File, i: int, r: SceneRender) -> None:
     for dataset, name in _RENDER_FIELDS.items():
         f[dataset][i] = np.asarray(getattr(r, name), dtype=f[dataset].dtype)
     if AMODAL_MASKS in f:
-        expected = (*f[AMODAL_MASKS].shape[1:-1], f["masks"].shape[-1])
+        expected = (*f[AMODAL_MASKS].shape[1:-1], f[MASKS].shape[-1])
         if r.amodal_masks is None or np.shape(r.amodal_masks) != expected:
             raise ValueError(f"scene {r.scene.index}: amodal_masks must have shape {expected}")
         f[AMODAL_MASKS][i] = pack_masks(r.amodal_masks)
-    f["scenes"][i] = r.scene.to_json()
+    f[SCENES][i] = r.scene.to_json()
 
 
 def _strings(values: list[str]) -> np.ndarray:
@@ -288,20 +287,20 @@ def _write_refs(f: h5py.File, refs: Sequence[Sequence[Ref]], views: int) -> None
     All seven datasets are created even when there are no pairs, so readers never need
     a special case.
     """
-    if "refs" in f:
-        del f["refs"]
+    if REFS in f:
+        del f[REFS]
     flat = [(row, ref) for row, scene_refs in enumerate(refs) for ref in scene_refs]
-    g = f.create_group("refs")
-    g.create_dataset("scene", data=np.array([row for row, _ in flat], dtype=np.int32).reshape(-1))
-    g.create_dataset("object", data=np.array([r.object for _, r in flat], dtype=np.int16).reshape(-1))
-    for name in ("expression", "family", "program"):
-        g.create_dataset(name, data=_strings([getattr(r, name) for _, r in flat]), shape=(len(flat),), dtype=STRING)
+    f.create_group(REFS)
+    f.create_dataset(REF_SCENE, data=np.array([row for row, _ in flat], dtype=np.int32).reshape(-1))
+    f.create_dataset(REF_OBJECT, data=np.array([r.object for _, r in flat], dtype=np.int16).reshape(-1))
+    for name, field in ((REF_EXPRESSION, "expression"), (REF_FAMILY, "family"), (REF_PROGRAM, "program")):
+        f.create_dataset(name, data=_strings([getattr(r, field) for _, r in flat]), shape=(len(flat),), dtype=STRING)
     visible = np.array([np.asarray(r.visible, dtype=bool) for _, r in flat], dtype=bool).reshape(len(flat), views)
-    g.create_dataset("visible", data=visible)
-    if "amodal_pixels" in f:  # schema 3: derived from the pixel counts, so replace_refs keeps it right
-        g.create_dataset("visible_fraction", data=ref_fractions(
-            f["visible_pixels"][()], f["amodal_pixels"][()], g["scene"][()], g["object"][()]).reshape(len(flat), views))
-    g.create_dataset("id", data=np.array([r.id for _, r in flat], dtype=np.int64).reshape(-1))
+    f.create_dataset(REF_VISIBLE, data=visible)
+    if AMODAL_PIXELS in f:  # schema 3: derived from the pixel counts, so replace_refs keeps it right
+        f.create_dataset(REF_VISIBLE_FRACTION, data=ref_fractions(
+            f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], f[REF_SCENE][()], f[REF_OBJECT][()]).reshape(len(flat), views))
+    f.create_dataset(REF_ID, data=np.array([r.id for _, r in flat], dtype=np.int64).reshape(-1))
 
 
 def _write_attrs(f: h5py.File, attrs: dict[str, Any], split: str, shard_index: int) -> None:
@@ -442,8 +441,8 @@ def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None
     if not shard_is_complete(path):
         raise ValueError(f"{path} is not a complete shard")
     with h5py.File(path, "r") as f:
-        views = f["masks"].shape[1]
-        n_objects = [len(Scene.from_json(s).objects) for s in f["scenes"].asstr()[()]]
+        views = f[MASKS].shape[1]
+        n_objects = [len(Scene.from_json(s).objects) for s in f[SCENES].asstr()[()]]
     _check_refs(refs, n_objects, views)
     with nullcontext(Path(into)) if into is not None else atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from clevr_remv.store.atomic import atomic_path
+from clevr_remv.store.columns import REF_ID, REF_SCENE, SCENES, read_column
 from clevr_remv.store.shard import (
     AMODAL_MASKS,
     SCHEMA_VERSION,
@@ -62,7 +63,7 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
     counts, first_attrs, shard_refs, schemas, with_masks = [], {}, [], [], []
     for i, name in enumerate(shard_names):
         with h5py.File((read_from or {}).get(name, root / name), "r") as f:
-            counts.append(int(f["scenes"].shape[0]))
+            counts.append(int(f[SCENES].shape[0]))
             if i == 0:
                 first_attrs = attrs_dict(f)
             schemas.append(file_schema(f))
@@ -87,8 +88,7 @@ def write_split_file(root: Path, split: str, shard_names: Sequence[str],
 
 def read_refs(f: h5py.File, views: int) -> dict[str, np.ndarray]:
     """Every `refs/*` dataset of an open shard (or split file) of its schema version, strings decoded."""
-    return {name: f[name].asstr()[()] if f[name].dtype == STRING else f[name][()]
-            for name in ref_layout(views, file_schema(f))}
+    return {name: read_column(f, name) for name in ref_layout(views, file_schema(f))}
 
 
 def concatenate_refs(parts: Sequence[dict[str, np.ndarray]], offsets: Sequence[int], views: int,
@@ -96,7 +96,7 @@ def concatenate_refs(parts: Sequence[dict[str, np.ndarray]], offsets: Sequence[i
     """The refs of a split from its shards' refs: `refs/scene` moved by each shard's first row."""
     out = {}
     for name, (shape, dtype) in ref_layout(views, schema).items():
-        arrays = [p[name] + np.int32(o) if name == "refs/scene" else p[name] for p, o in zip(parts, offsets)]
+        arrays = [p[name] + np.int32(o) if name == REF_SCENE else p[name] for p, o in zip(parts, offsets)]
         empty = np.zeros((0, *shape), dtype=object if dtype == STRING else dtype)
         out[name] = np.concatenate([empty, *arrays]).astype(object if dtype == STRING else dtype)
     return out
@@ -136,7 +136,7 @@ def _write_split_attrs(f: h5py.File, shard_attrs: dict[str, Any], split: str, sh
     f.attrs.create("shards", np.array(list(shard_names), dtype=object), dtype=STRING)
     f.attrs["scene_offsets"] = offsets
     f.attrs["scene_count"] = total
-    f.attrs["pair_count"] = int(f["refs/id"].shape[0])
+    f.attrs["pair_count"] = int(f[REF_ID].shape[0])
 
 
 def write_split_files(root: Path, splits: dict[str, Sequence[str]], views: int, height: int, width: int) -> list[Path]:

@@ -25,6 +25,18 @@ import numpy as np
 from clevr_remv.config import RenderConfig, from_dict
 from clevr_remv.scene.description import SPLITS, Scene
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
+from clevr_remv.store.columns import (
+    AMODAL_PIXELS,
+    DEPTH,
+    IMAGES,
+    MASKS,
+    REF_ID,
+    REF_OBJECT,
+    REF_SCENE,
+    REF_VISIBLE_FRACTION,
+    SCENES,
+    VISIBLE_PIXELS,
+)
 from clevr_remv.store.completion import stored_config
 from clevr_remv.store.manifest import (
     MANIFEST_NAME,
@@ -157,7 +169,7 @@ def _check_structure(f: h5py.File, spec: ShardSpec, config: RenderConfig) -> Non
 def _read_scenes(f: h5py.File, spec: ShardSpec, problems: list[str]) -> list[int]:
     """Object count of each row; the JSON must parse and name this shard's split and index."""
     counts = []
-    for row, text in enumerate(f["scenes"].asstr()[()]):
+    for row, text in enumerate(f[SCENES].asstr()[()]):
         try:
             scene = Scene.from_json(text)
         except Exception as error:  # any parsing failure is the same finding
@@ -174,8 +186,8 @@ def _read_scenes(f: h5py.File, spec: ShardSpec, problems: list[str]) -> list[int
 def _check_pixels(f: h5py.File, n_objects: list[int], problems: list[str],
                   on_view: Callable[[], None] | None) -> None:
     """Read every chunk of the pixel datasets (one view each); masks against the object counts."""
-    images, masks, depth, visible = f["images"], f["masks"], f["depth"], f["visible_pixels"][()]
-    amodal = f["amodal_pixels"][()] if "amodal_pixels" in f else None
+    images, masks, depth, visible = f[IMAGES], f[MASKS], f[DEPTH], f[VISIBLE_PIXELS][()]
+    amodal = f[AMODAL_PIXELS][()] if AMODAL_PIXELS in f else None
     amodal_masks = f[AMODAL_MASKS] if AMODAL_MASKS in f else None
     if amodal is not None and (amodal < visible).any():
         row, v, k = (int(i[0]) for i in np.nonzero(amodal < visible))
@@ -225,7 +237,7 @@ def _short(error: Exception) -> str:
 
 def _check_refs(f: h5py.File, n_objects: list[int], views: int, problems: list[str]) -> dict[str, np.ndarray]:
     refs = read_refs(f, views)
-    scene, obj, ids = refs["refs/scene"], refs["refs/object"], refs["refs/id"]
+    scene, obj, ids = refs[REF_SCENE], refs[REF_OBJECT], refs[REF_ID]
     bad_scene = (scene < 0) | (scene >= len(n_objects))
     if bad_scene.any():
         problems.append(f"refs/scene {int(scene[bad_scene][0])} is not a row of this shard ({len(n_objects)} scenes)")
@@ -237,9 +249,9 @@ def _check_refs(f: h5py.File, n_objects: list[int], views: int, problems: list[s
                         f"(scene row {int(scene[i])} has {int(limits[i])} objects)")
     if len(np.unique(ids)) != len(ids):
         problems.append("refs/id holds duplicates")
-    if "refs/visible_fraction" in refs and "amodal_pixels" in f and not bad_scene.any() and not bad_object.any():
-        expected = ref_fractions(f["visible_pixels"][()], f["amodal_pixels"][()], scene, obj)
-        if not np.array_equal(refs["refs/visible_fraction"], expected, equal_nan=True):
+    if REF_VISIBLE_FRACTION in refs and AMODAL_PIXELS in f and not bad_scene.any() and not bad_object.any():
+        expected = ref_fractions(f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], scene, obj)
+        if not np.array_equal(refs[REF_VISIBLE_FRACTION], expected, equal_nan=True):
             problems.append("refs/visible_fraction differs from visible_pixels / amodal_pixels")
     if int(f.attrs.get("pair_count", len(ids))) != len(ids):
         problems.append(f"attribute pair_count is {int(f.attrs['pair_count'])}, refs hold {len(ids)} pairs")
@@ -303,7 +315,7 @@ def _check_manifest(manifest: dict, shards: list[ShardSpec], contents: dict[str,
         if entry.get("scenes") != sum(s.scene_count for s in mine):
             report.add(MANIFEST_NAME, f"{split} has {entry.get('scenes')} scenes, the plan has {sum(s.scene_count for s in mine)}")
         if all(s.name in contents for s in mine):
-            pairs = sum(len(contents[s.name].refs["refs/id"]) for s in mine)
+            pairs = sum(len(contents[s.name].refs[REF_ID]) for s in mine)
             if entry.get("pairs") != pairs:
                 report.add(MANIFEST_NAME, f"{split} has {entry.get('pairs')} pairs, the shards hold {pairs}")
 
@@ -313,7 +325,7 @@ def _check_split_ids(shards: list[ShardSpec], contents: dict[str, ShardContent],
     for split in SPLITS:
         seen: set[int] = set()
         for s in (s for s in shards if s.split == split and s.name in contents):
-            ids = set(contents[s.name].refs["refs/id"].tolist())
+            ids = set(contents[s.name].refs[REF_ID].tolist())
             if ids & seen:
                 report.add(s.name, f"refs/id {min(ids & seen)} also appears in an earlier shard of {split}")
             seen |= ids
@@ -395,7 +407,7 @@ def verify_dataset(root: Path, on_view: Callable[[], None] | None = None,
         if content is not None:
             contents[spec.name] = content
             report.scenes += content.scenes
-            report.pairs += len(content.refs["refs/id"])
+            report.pairs += len(content.refs[REF_ID])
     planned = {s.name for s in shards}
     for stray in sorted(root.glob("*/shard-*.h5")):
         name = stray.relative_to(root).as_posix()
