@@ -40,6 +40,9 @@ import numpy as np
 from clevr_remv.data.selection import ViewSpec, describe_views, rig_grid, select_views
 
 SAMPLE_KINDS = ("view", "lightfield")  # RefDataset(sample=...): one sample per (pair, view), or per pair
+# The arrays of a view a sample holds (`store.ShardReader.view` fields), without and with depth.
+_PIXELS = ("image", "mask")
+_WITH_DEPTH = (*_PIXELS, "depth")
 
 
 class RefDataset:
@@ -134,17 +137,12 @@ class RefDataset:
 
     def _read(self, shard: int, row: int, views: Sequence[int]) -> dict[str, np.ndarray]:
         """image, mask (and depth, disparity if asked for) of `views` of one scene, stacked (V, ...)."""
-        from clevr_remv.store.reader import reading_shard
-
-        f = self._file(shard)
-        names = {"image": "images", "mask": "masks"}
-        if self.depth or self.disparity:
-            names["depth"] = "depth"
-        out: dict[str, list[np.ndarray]] = {key: [] for key in names}
-        for view in views:  # one chunk per view and dataset
-            with reading_shard(self.shards[shard], self.root, f"view {view} of scene row {row}"):
-                for key, name in names.items():
-                    out[key].append(f[name][row, view])
+        reader = self._file(shard)
+        fields = _WITH_DEPTH if self.depth or self.disparity else _PIXELS
+        out: dict[str, list[np.ndarray]] = {key: [] for key in fields}
+        for view in views:  # one chunk per view and field
+            for key, value in reader.view(row, view, fields).items():
+                out[key].append(value)
         pixels = {key: np.stack(values) for key, values in out.items()}
         if self.disparity:
             from clevr_remv.lightfield.disparity import disparity_from_depth
@@ -158,12 +156,7 @@ class RefDataset:
         """The rig of one scene (its camera position is jittered per scene), read once per process."""
         spec = self._specs.get((shard, row))
         if spec is None:
-            from clevr_remv.scene.description import Scene
-            from clevr_remv.store.reader import reading_shard
-
-            with reading_shard(self.shards[shard], self.root, f"scenes[{row}]"):
-                text = self._file(shard)["scenes"].asstr()[row]
-            spec = self._specs[(shard, row)] = Scene.from_json(text).rig
+            spec = self._specs[(shard, row)] = self._file(shard).scene(row).rig
         return spec
 
     def __repr__(self) -> str:
@@ -175,14 +168,15 @@ class RefDataset:
     # -- file handles: one set per process, never pickled
 
     def _file(self, shard: int) -> Any:
+        """This process's open `store.ShardReader` of shard number `shard`."""
         if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
             self._files = {}
             self._pid = os.getpid()
         f = self._files.get(shard)
         if f is None:
-            from clevr_remv.store.reader import open_shard
+            from clevr_remv.store.reader import ShardReader
 
-            f = self._files[shard] = open_shard(self.shards[shard], self.root)
+            f = self._files[shard] = ShardReader(self.shards[shard], self.root)
         return f
 
     def close(self) -> None:
@@ -204,28 +198,24 @@ class RefDataset:
 def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path, per_pair: bool = False) -> dict[str, Any]:
     """The pairs of one shard and its (pair, view) samples, from the small `refs/*` datasets only;
     `per_pair`: one sample per pair (view -1) with its visibility in each chosen view."""
-    from clevr_remv.store.reader import open_shard, reading_shard, scene_indices
+    from clevr_remv.store.reader import ShardReader
 
-    with open_shard(path, root) as f, reading_shard(path, root, "refs"):
-        g = f["refs"]
-        rows = g["scene"][()].astype(np.int32)
-        all_visible = g["visible"][()]
-        fraction = (g["visible_fraction"][()] if "visible_fraction" in g
-                    else np.full(all_visible.shape, np.nan, np.float32))  # written before schema 3
-        visible = all_visible[:, views]
-        keep = visible if visible_only else np.ones_like(visible, dtype=bool)
-        if per_pair:
-            pair = np.flatnonzero(keep.any(axis=1))
-            view, visible = np.full(len(pair), -1), visible[pair]
-        else:
-            pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
-            view = views[which]
-        return {
-            "id": g["id"][()], "object": g["object"][()], "scene": scene_indices(f)[rows],
-            "sentences": g["expression"].asstr()[()].tolist(),
-            "row": rows[pair], "pair": pair.astype(np.int64), "view": view, "visible": visible,
-            "fraction": fraction.astype(np.float32),
-        }
+    with ShardReader(path, root) as shard, shard.reading("refs"):
+        refs, indices = shard.ref_table(), shard.scene_indices()
+    rows = refs.scene.astype(np.int32)
+    visible = refs.visible[:, views]
+    keep = visible if visible_only else np.ones_like(visible, dtype=bool)
+    if per_pair:
+        pair = np.flatnonzero(keep.any(axis=1))
+        view, visible = np.full(len(pair), -1), visible[pair]
+    else:
+        pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
+        view = views[which]
+    return {
+        "id": refs.id, "object": refs.object, "scene": indices[rows], "sentences": refs.expression.tolist(),
+        "row": rows[pair], "pair": pair.astype(np.int64), "view": view, "visible": visible,
+        "fraction": refs.visible_fraction,  # NaN where not measured (store/refs.py)
+    }
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

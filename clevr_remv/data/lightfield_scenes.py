@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from clevr_remv.lightfield.disparity import (
 from clevr_remv.scene import rig
 from clevr_remv.scene.description import RigSpec, Scene
 
+if TYPE_CHECKING:  # the store (h5py) is imported when a scene is read, not with the loader
+    from clevr_remv.store.refs import RefTable
+
+# What a scene can be read with (`what`): LightFieldScene's pixel fields (store.reader.STACK_FIELDS).
 PIXELS = ("images", "masks", "depth")
 
 
@@ -104,14 +108,12 @@ class LightFieldScene:
         return self.disp_range[1]
 
 
-def _pairs_by_row(f: Any) -> dict[int, list[Pair]]:
-    g = f["refs"]
-    rows, ids, objects = g["scene"][()], g["id"][()], g["object"][()]
-    sentences, families, visible = g["expression"].asstr()[()], g["family"].asstr()[()], g["visible"][()]
+def _pairs_by_row(refs: RefTable) -> dict[int, list[Pair]]:
     by_row: dict[int, list[Pair]] = {}
-    for k in range(len(rows)):
-        by_row.setdefault(int(rows[k]), []).append(
-            Pair(int(ids[k]), int(objects[k]), str(sentences[k]), str(families[k]), np.asarray(visible[k], bool)))
+    for k in range(len(refs)):
+        by_row.setdefault(int(refs.scene[k]), []).append(
+            Pair(int(refs.id[k]), int(refs.object[k]), str(refs.expression[k]), str(refs.family[k]),
+                 np.asarray(refs.visible[k], bool)))
     return by_row
 
 
@@ -119,22 +121,19 @@ def shard_scenes(path: Path, split: str, grid: int, root: Path | None = None, in
                  what: Sequence[str] = PIXELS) -> Iterator[LightFieldScene]:
     """The scenes of one shard whose split-wide index is in `indices` (all by default), one at a
     time, with the pixel datasets named in `what` read for every view."""
-    from clevr_remv.store.reader import open_shard, reading_shard, scene_indices
+    from clevr_remv.store.reader import ShardReader
 
     unknown = set(what) - set(PIXELS)
     if unknown:
         raise ValueError(f"unknown pixel datasets {sorted(unknown)} (have {', '.join(PIXELS)})")
-    with open_shard(path, root) as f:
-        with reading_shard(path, root, "scenes and refs"):
-            texts, numbers = f["scenes"].asstr()[()], scene_indices(f)
-            pairs = _pairs_by_row(f)
+    with ShardReader(path, root) as shard:
+        with shard.reading("scenes and refs"):
+            texts, numbers, refs = shard.scene_texts(), shard.scene_indices(), shard.ref_table()
+        pairs = _pairs_by_row(refs)
         for row, number in enumerate(numbers):
             if indices is not None and int(number) not in indices:
                 continue
-            pixels = {}
-            for name in what:
-                with reading_shard(path, root, f"{name} of scene row {row}"):
-                    pixels[name] = f[name][row]
+            pixels = {name: shard.all_views(row, name) for name in what}
             yield LightFieldScene(split, int(number), grid, Scene.from_json(texts[row]), Path(path), row,
                                   pairs.get(row, []), **pixels)
 

@@ -13,7 +13,8 @@ import numpy as np
 from clevr_remv.data.selection import rig_grid
 from clevr_remv.scene.rig import centre_view
 from clevr_remv.store import DatasetReader
-from clevr_remv.store.reader import open_shard, reading_shard
+from clevr_remv.store.reader import ShardReader
+from clevr_remv.store.refs import RefTable, concatenate
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class GroundTruth:
     row: np.ndarray  # (R,) scene row in that shard
     object: np.ndarray  # (R,) referent, 1-based
     visible: np.ndarray  # (R, V) bool
-    fraction: np.ndarray | None = None  # (R, V) float32 refs/visible_fraction; None in datasets without it
+    fraction: np.ndarray  # (R, V) float32 visible fraction of the referent; NaN where not measured
+    measured_fraction: bool = True  # False: some shard predates it (schema 2), so `evaluate --by occlusion` cannot bin
 
     @property
     def centre(self) -> int:
@@ -51,25 +53,20 @@ def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
     reader.require_split(split)
     grid = rig_grid(reader.manifest)
     paths = tuple(reader.shard_paths(split))
-    parts: dict[str, list[np.ndarray]] = {"ids": [], "shard": [], "row": [], "object": [], "visible": []}
-    fractions: list[np.ndarray | None] = []
+    tables: list[RefTable] = []
     height = width = 0
-    for s, path in enumerate(paths):
-        with open_shard(path, reader.root) as f:
-            with reading_shard(path, reader.root, "refs"):
-                _, views, height, width = f["masks"].shape
-                g = f["refs"]
-                parts["ids"].append(g["id"][()].astype(np.int64))
-                parts["shard"].append(np.full(g["id"].shape[0], s, dtype=np.int64))
-                parts["row"].append(g["scene"][()].astype(np.int64))
-                parts["object"].append(g["object"][()].astype(np.int64))
-                parts["visible"].append(g["visible"][()].astype(bool))
-                fractions.append(g["visible_fraction"][()] if "visible_fraction" in g else None)
+    for path in paths:
+        with ShardReader(path, reader.root) as shard:
+            with shard.reading("refs"):
+                _, views, height, width = shard.shape
+                tables.append(shard.ref_table())
             if views != grid * grid:
                 raise ValueError(f"{path}: {views} views, but the manifest says a {grid}x{grid} rig")
-    if not parts["ids"] or sum(len(a) for a in parts["ids"]) == 0:
+    refs = concatenate(tables)
+    if len(refs) == 0:
         raise ValueError(f"split {split!r} of {reader.root} has no referring pairs to evaluate")
-    arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    fraction = None if any(f is None for f in fractions) else np.concatenate(fractions)
+    shard = np.repeat(np.arange(len(tables), dtype=np.int64), [len(t) for t in tables])
     return GroundTruth(root=reader.root, split=split, grid=grid, height=int(height), width=int(width),
-                       shard_paths=paths, fraction=fraction, **arrays)
+                       shard_paths=paths, ids=refs.id.astype(np.int64), shard=shard, row=refs.scene.astype(np.int64),
+                       object=refs.object.astype(np.int64), visible=refs.visible, fraction=refs.visible_fraction,
+                       measured_fraction=refs.measured_fraction)

@@ -44,7 +44,7 @@ from clevr_remv.evaluation.metrics import (
 )
 from clevr_remv.evaluation.predictions import Predictions, open_predictions
 from clevr_remv.scene.rig import centre_view
-from clevr_remv.store.reader import open_shard, reading_shard
+from clevr_remv.store.reader import ShardReader
 
 log = logging.getLogger("clevr_remv")
 
@@ -138,21 +138,15 @@ def count_overlaps(truth: GroundTruth, views: Sequence[int], predict: Predictor,
     include = truth.visible[:, views]
     inter = np.zeros(include.shape, dtype=np.int64)
     union = np.zeros(include.shape, dtype=np.int64)
-    opened, masks = -1, None
-
-    def read_mask(s: int, row: int, view: int) -> np.ndarray:
-        with reading_shard(truth.shard_paths[s], truth.root, f"masks[{row}, {view}]"):
-            return masks[row, view]
+    opened, shard = -1, None
 
     with ExitStack() as stack:
         for s, row, pairs in truth.scenes():
             if s != opened:
                 stack.close()
-                path = truth.shard_paths[s]
-                with reading_shard(path, truth.root):
-                    masks = stack.enter_context(open_shard(path, truth.root))["masks"]
+                shard = stack.enter_context(ShardReader(truth.shard_paths[s], truth.root))
                 opened = s
-            scene_view = lru_cache(maxsize=None)(lambda v, _s=s, _row=row: read_mask(_s, _row, v))
+            scene_view = lru_cache(maxsize=None)(lambda v, _shard=shard, _row=row: _shard.mask(_row, v))
             for j, view in enumerate(views):
                 for r in pairs[include[pairs, j]]:
                     obj = truth.object[r]
@@ -199,7 +193,7 @@ def evaluate(root: Path | str, split: str = "test", predictions: Path | str | No
     if by not in (None, "occlusion"):
         raise ValueError(f"unknown --by {by!r} (choose occlusion)")
     truth = load_ground_truth(root, split)
-    if by == "occlusion" and truth.fraction is None:
+    if by == "occlusion" and not truth.measured_fraction:
         raise ValueError(f"{truth.root} has no refs/visible_fraction (rendered before schema version 3), "
                          f"so --by occlusion cannot bin its pairs; render it again with this version")
     with ExitStack() as stack:

@@ -36,14 +36,14 @@ from clevr_remv.export.common import (
     write_json,
     write_view,
 )
-from clevr_remv.store.reader import open_shard
+from clevr_remv.store.reader import ShardReader
 
 
 def require_amodal_masks(plan: ExportPlan) -> None:
     """ValueError (one line) unless every shard to export holds amodal masks."""
     for _split, path in plan.shards():
-        with open_shard(path, plan.root) as f:
-            if "amodal_masks" not in f:
+        with ShardReader(path, plan.root) as shard:
+            if not shard.has_amodal_masks:
                 raise ValueError(f"{path} has no amodal masks: --amodal needs a dataset rendered with "
                                  "render --amodal-masks")
 

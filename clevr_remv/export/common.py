@@ -30,13 +30,7 @@ from clevr_remv.store.atomic import (
     stale_temporaries_of,
     temp_path_for,
 )
-from clevr_remv.store.reader import (
-    open_shard,
-    reading_shard,
-    require_shard_files,
-    scene_indices,
-)
-from clevr_remv.store.shard import unpack_masks
+from clevr_remv.store.reader import ShardReader, require_shard_files
 
 log = logging.getLogger("clevr_remv")
 
@@ -189,27 +183,22 @@ class ExportPlan:
 
     def views_of(self, split: str, path: Path) -> Iterator[ExportView]:
         """Every chosen view of every scene of one shard; one image and one mask chunk each."""
-        with open_shard(path, self.root) as f:
-            with reading_shard(path, self.root, "scenes and refs"):
-                texts, indices = f["scenes"].asstr()[()], scene_indices(f)
-                g = f["refs"]
-                ref_rows, ref_ids, ref_objects = g["scene"][()], g["id"][()], g["object"][()]
-                sentences, visible = g["expression"].asstr()[()], g["visible"][()]
-                fraction = (g["visible_fraction"][()] if "visible_fraction" in g
-                            else np.full(visible.shape, np.nan, np.float32))  # written before schema 3
+        with ShardReader(path, self.root) as shard:
+            with shard.reading("scenes and refs"):
+                texts, indices, refs = shard.scene_texts(), shard.scene_indices(), shard.ref_table()
             for row, scene in enumerate(json.loads(s) for s in texts):
                 objects = {int(o["id"]): o for o in scene["objects"]}
                 shapes = {i: o["shape"] for i, o in objects.items()}
-                mine = np.flatnonzero(ref_rows == row)
+                mine = np.flatnonzero(refs.scene == row)
                 for view in self.views:
-                    pairs = [Pair(int(ref_ids[k]), int(ref_objects[k]), str(sentences[k]), bool(visible[k, view]),
-                                  float(fraction[k, view])) for k in mine]
-                    with reading_shard(path, self.root, f"view {view} of scene row {row}"):
-                        image, mask = f["images"][row, view], f["masks"][row, view]
-                        amodal = (unpack_masks(f["amodal_masks"][row, view], mask.shape[1])
-                                  if getattr(self, "amodal", False) else None)
+                    # visible_fraction: NaN in datasets before schema 3 (store/refs.py)
+                    pairs = [Pair(int(refs.id[k]), int(refs.object[k]), str(refs.expression[k]),
+                                  bool(refs.visible[k, view]), float(refs.visible_fraction[k, view])) for k in mine]
+                    with shard.reading(f"view {view} of scene row {row}"):
+                        pixels = shard.view(row, view, ("image", "mask"))
+                        amodal = shard.amodal_masks(row, view) if getattr(self, "amodal", False) else None
                     yield ExportView(split, self.split_numbers[split], int(indices[row]), view,
-                                     image, mask, shapes, pairs, amodal, objects)
+                                     pixels["image"], pixels["mask"], shapes, pairs, amodal, objects)
 
 
 ShardWork = Callable[["ExportPlan", str, Path, Path, Callable[[], Any] | None], tuple[int, T]]

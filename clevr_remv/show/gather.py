@@ -107,10 +107,11 @@ def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
 
 def _read_scene(shard: ShardReader, row: int) -> SceneViews:
     views = [shard.view(row, v) for v in range(shard.num_views)]
+    refs = shard.ref_table()
     sentences = tuple(
-        Sentence(id=int(r["id"]), object=int(r["object"]), text=r["expression"], family=r["family"],
-                 visible=np.asarray(r["visible"], dtype=bool))
-        for r in shard.refs() if r["scene"] == row
+        Sentence(id=int(refs.id[k]), object=int(refs.object[k]), text=str(refs.expression[k]),
+                 family=str(refs.family[k]), visible=np.asarray(refs.visible[k], dtype=bool))
+        for k in np.flatnonzero(refs.scene == row)
     )
     return SceneViews(
         scene=shard.scene(row),

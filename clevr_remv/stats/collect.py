@@ -26,15 +26,15 @@ import numpy as np
 from clevr_remv.expressions.templates import Lexicon
 from clevr_remv.scene.vocabulary import ATTRIBUTES
 from clevr_remv.stats.language import _relation, words
+from clevr_remv.store.columns import SCENES
 from clevr_remv.store.manifest import require_manifest
-from clevr_remv.store.reader import open_shard, reading_shard, require_split
+from clevr_remv.store.reader import ShardReader, require_split
+from clevr_remv.store.refs import REQUIRED, RefTable
 from clevr_remv.truth.occlusion import HISTOGRAM_LENGTH, fraction_histogram
 
-# What stats reads from a shard; everything else (the pixel arrays above all) stays on disk.
-SMALL_DATASETS: tuple[str, ...] = ("scenes", "refs/scene", "refs/expression", "refs/family", "refs/program",
-                                   "refs/visible")
-
-TEXT_DATASETS = frozenset({"scenes", "refs/expression", "refs/family", "refs/program"})
+# What stats reads from a shard: the scene descriptions and the refs table (store/refs.py); everything
+# else (the pixel arrays above all) stays on disk.
+SMALL_DATASETS: tuple[str, ...] = (SCENES, *REQUIRED)
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -109,27 +109,27 @@ def relation_and_attribute(program: str) -> tuple[str, str | None]:
     return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
 
 
-def read_small(f: Any) -> dict[str, Any]:
-    """SMALL_DATASETS of an open shard (h5py.File), strings decoded; the only datasets stats reads."""
-    try:
-        datasets = {name: f[name] for name in SMALL_DATASETS}
-    except KeyError:
-        missing = [name for name in SMALL_DATASETS if name not in f]
-        raise ValueError(f"{f.filename}: not a complete shard (no {', '.join(missing)})") from None
-    return {name: ds.asstr()[()] if name in TEXT_DATASETS else ds[()] for name, ds in datasets.items()}
+def read_small(shard: ShardReader) -> tuple[np.ndarray, RefTable]:
+    """The scene descriptions (JSON) and the refs of an open shard: what stats reads besides attributes.
+    An incomplete shard is one line naming what it lacks, before anything is read."""
+    missing = shard.missing(SMALL_DATASETS)
+    if missing:
+        raise ValueError(f"{shard.path}: not a complete shard (no {', '.join(missing)})")
+    return shard.scene_texts(), shard.ref_table()
 
 
-def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
-    """Add one open shard (h5py.File) to `counts`, reading only SMALL_DATASETS and attributes."""
-    data = read_small(f)
-    attrs = {key: f.attrs.get(key, 0) for key in ("rig_grid", "dropped_referent_hidden", "dropped_related_hidden")}
-    n_objects = [len(json.loads(s)["objects"]) for s in data["scenes"]]
-    rows, visible = data["refs/scene"], data["refs/visible"]
+def add_shard(counts: SplitCounts, shard: ShardReader, mentions: MentionCounter) -> None:
+    """Add one open shard to `counts`, reading only SMALL_DATASETS and attributes."""
+    texts, refs = read_small(shard)
+    stored = shard.attrs
+    attrs = {key: stored.get(key, 0) for key in ("rig_grid", "dropped_referent_hidden", "dropped_related_hidden")}
+    n_objects = [len(json.loads(s)["objects"]) for s in texts]
+    rows, visible = refs.scene, refs.visible
     grid = int(attrs["rig_grid"] or round(np.sqrt(visible.shape[1])))
     if counts.grid is None:
         counts.grid, counts.visible_per_view = grid, np.zeros(grid * grid, dtype=np.int64)
     if visible.shape[1] != grid * grid or grid != counts.grid:
-        raise ValueError(f"{f.filename}: {visible.shape[1]} views in refs/visible, but the split's rig is "
+        raise ValueError(f"{shard.path}: {visible.shape[1]} views in refs/visible, but the split's rig is "
                          f"{counts.grid}x{counts.grid}")
     counts.shards += 1
     counts.scenes += len(n_objects)
@@ -137,29 +137,29 @@ def add_shard(counts: SplitCounts, f: Any, mentions: MentionCounter) -> None:
     counts.objects_per_scene.update(n_objects)
     counts.objects_per_pair.update(n_objects[row] for row in rows)
     counts.visible_per_view += visible.sum(axis=0)
-    counts.families.update(data["refs/family"])
-    for sentence in data["refs/expression"]:
+    counts.families.update(refs.family)
+    for sentence in refs.expression:
         counts.words_per_sentence[words(sentence)] += 1
         for phrase, said in mentions.find(sentence):
             counts.wordings[phrase] += 1
             if said is not None:
                 counts.mentions[said[0]][said[1]] += 1
-    for program in data["refs/program"]:
+    for program in refs.program:
         relation, attribute = relation_and_attribute(program)
         counts.relations[relation] += 1
         if attribute is not None:
             counts.compared_attributes[attribute] += 1
-    add_fractions(counts, f, grid)
+    add_fractions(counts, refs, grid)
     counts.dropped_referent_hidden += int(attrs["dropped_referent_hidden"])
     counts.dropped_related_hidden += int(attrs["dropped_related_hidden"])
 
 
-def add_fractions(counts: SplitCounts, f: Any, grid: int) -> None:
-    """Add a shard's `refs/visible_fraction` (schema 3; older shards are counted as without it)."""
-    if "refs/visible_fraction" not in f:
+def add_fractions(counts: SplitCounts, refs: RefTable, grid: int) -> None:
+    """Add a shard's visible fractions (schema 3; older shards are counted as without it)."""
+    if not refs.measured_fraction:
         counts.shards_without_fraction += 1
         return
-    fraction = f["refs/visible_fraction"][()]
+    fraction = refs.visible_fraction
     if counts.fraction_all is None:
         counts.fraction_centre = np.zeros(HISTOGRAM_LENGTH, np.int64)
         counts.fraction_all = np.zeros(HISTOGRAM_LENGTH, np.int64)
@@ -191,8 +191,8 @@ def collect(shards: dict[str, list[Path]], lexicon: Lexicon,
     for split, paths in shards.items():
         counts = SplitCounts(split)
         for path in paths:
-            with open_shard(path) as f, reading_shard(path):
-                add_shard(counts, f, mentions)
+            with ShardReader(path) as shard, shard.reading():
+                add_shard(counts, shard, mentions)
             if on_shard is not None:
                 on_shard(path)
         result[split] = counts

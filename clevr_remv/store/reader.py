@@ -40,7 +40,6 @@ from clevr_remv.store.columns import (
     IMAGES,
     INTRINSICS,
     MASKS,
-    SCENE_DATASETS,
     SCENES,
     VISIBLE_PIXELS,
     WORLD_TO_CAMERA,
@@ -52,7 +51,8 @@ from clevr_remv.store.shard import attrs_dict, unpack_masks
 # What `ShardReader.view` calls the arrays of one view, and the dataset each comes from.
 VIEW_FIELDS: dict[str, str] = {"image": IMAGES, "mask": MASKS, "depth": DEPTH, "intrinsics": INTRINSICS,
                                "world_to_camera": WORLD_TO_CAMERA}
-_PER_SCENE = (*SCENE_DATASETS, AMODAL_MASKS)
+# What `ShardReader.all_views` calls every view of a scene stacked (data.LightFieldScene's fields).
+STACK_FIELDS: dict[str, str] = {"images": IMAGES, "masks": MASKS, "depth": DEPTH}
 
 
 @contextmanager
@@ -224,13 +224,12 @@ class ShardReader:
         with self._reading("masks[{row}, {view}]", i, v):
             return self._file[MASKS][i, v]
 
-    def all_views(self, i: int, name: str) -> np.ndarray:
-        """Every view of row `i` of the per-scene dataset `name` (store.columns: IMAGES (V, H, W, 3),
-        MASKS, DEPTH ...): a whole light field of one kind, V chunks."""
-        if name not in _PER_SCENE:
-            raise ValueError(f"{name!r} is not a per-scene dataset (have {', '.join(_PER_SCENE)})")
-        with self._reading(f"{name} of scene row {{row}}", i):
-            return self._file[name][i]
+    def all_views(self, i: int, field: str) -> np.ndarray:
+        """Every view of row `i` stacked, of one of STACK_FIELDS: "images" (V, H, W, 3) uint8,
+        "masks" (V, H, W) uint8 or "depth" (V, H, W) float32; a whole light field, V chunks."""
+        dataset = STACK_FIELDS[field]
+        with self._reading(f"{dataset} of scene row {{row}}", i):
+            return self._file[dataset][i]
 
     def visible_pixels(self, i: int) -> np.ndarray:
         """(V, 10) int32: visible pixel count of each object (column k-1 = object k) per view."""
