@@ -25,20 +25,16 @@ import h5py
 import numpy as np
 
 from clevr_remv.store.columns import (
-    REF_EXPRESSION,
-    REF_FAMILY,
-    REF_ID,
-    REF_OBJECT,
-    REF_PROGRAM,
-    REF_SCENE,
-    REF_VISIBLE,
+    REF_DATASETS,
     REF_VISIBLE_FRACTION,
+    REFS,
     read_column,
 )
 
-# Table column -> dataset, in the order they are read (visible_fraction apart: it may be missing).
-_COLUMNS: dict[str, str] = {"id": REF_ID, "scene": REF_SCENE, "object": REF_OBJECT, "expression": REF_EXPRESSION,
-                            "family": REF_FAMILY, "program": REF_PROGRAM, "visible": REF_VISIBLE}
+# Table column -> dataset: each column is named after its dataset in the refs group, and read in
+# the order they are written (visible_fraction apart: it may be missing).
+_COLUMNS: dict[str, str] = {name.removeprefix(f"{REFS}/"): name for name in REF_DATASETS
+                            if name != REF_VISIBLE_FRACTION}
 # The datasets a table needs; `refs/visible_fraction` is optional (schema 3).
 REQUIRED: tuple[str, ...] = tuple(_COLUMNS.values())
 _DTYPES: dict[str, type] = {"id": np.int64, "scene": np.int32, "object": np.int16, "expression": object,
