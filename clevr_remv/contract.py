@@ -19,7 +19,9 @@ no command, no store and no renderer, so the arrows run one way.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +100,59 @@ class UserError(Exception):
 
 # The exceptions that mean "the input or the environment is wrong", not "the program is wrong".
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
+
+
+# `render` alone needs Blender: pip's `bpy` module, which exists for these Pythons only (pyproject.toml's
+# markers install it there, with OpenEXR, the renderer's EXR reader); every other command runs without.
+BPY_ON_PIP = {(3, 11): "bpy 4.5 LTS and 5.0", (3, 13): "bpy 5.1 and newer"}
+BPY_REQUIREMENT = "bpy>=4.5,<6"
+RENDER_MODULES = ("bpy", "OpenEXR")
+
+
+class BlenderMissing(UserError):
+    """`render` on a Python without `bpy` or OpenEXR; the message says what to install, and where."""
+
+
+def module_available(name: str) -> bool:
+    """Whether `import name` would find the module, without importing it (Blender takes seconds to load)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def bpy_pythons() -> str:
+    """'Python 3.11 (bpy 4.5 LTS and 5.0) and 3.13 (bpy 5.1 and newer)'."""
+    return "Python " + " and ".join(f"{major}.{minor} ({series})" for (major, minor), series in BPY_ON_PIP.items())
+
+
+def blender_missing(python: Sequence[int] = tuple(sys.version_info[:2]),
+                    available: Callable[[str], bool] = module_available, executable: str = sys.executable) -> str | None:
+    """Why `render` cannot run on this Python, in one line that names what to install and on which Python;
+    None when it can. `python` and `available` stand for this interpreter (tests pass others)."""
+    missing = [name for name in RENDER_MODULES if not available(name)]
+    if not missing:
+        return None
+    version = ".".join(str(part) for part in python[:2])
+    if "bpy" in missing and tuple(python[:2]) not in BPY_ON_PIP:
+        others = " or ".join(f"{major}.{minor}" for major, minor in BPY_ON_PIP)
+        return (f"render needs Blender's bpy module, which pip has for {bpy_pythons()} only, and this is Python "
+                f"{version}: install clevr-remv into a Python {others} venv (pip installs bpy with it there), or "
+                f"render inside a Blender install (blender -b -P blender_scripts/render_shard.py -- ARGS); every "
+                f"other command runs here")
+    what = " and ".join("Blender's bpy module" if name == "bpy" else f"the {name} module" for name in missing)
+    packages = " ".join(shlex.quote(BPY_REQUIREMENT) if name == "bpy" else name for name in missing)
+    return (f"render needs {what}, which this Python {version} lacks: {shlex.quote(executable)} -m pip install "
+            f"{packages}")
+
+
+def require_blender() -> None:
+    """Raise BlenderMissing (exit 1, one line) where `render` cannot run, before it does any work."""
+    message = blender_missing()
+    if message is not None:
+        raise BlenderMissing(message)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-from clevr_remv.contract import setup_logging
+from clevr_remv.contract import require_blender, setup_logging
 from clevr_remv.gpu.devices import DEVICE_REQUESTS
 
 log = logging.getLogger("clevr_remv")
@@ -100,6 +100,10 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     shards = None
     if only:
         shards, which = select_shards(only, plan_shards(config), os.environ)
+    # The options are valid; before anything is logged, asked of Cycles or written: no bpy, one line saying
+    # what to install on which Python (pip's bpy exists for 3.11 and 3.13 only).
+    require_blender()
+    if only:
         log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
     sizes = config.split_sizes()
     log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import re
 import subprocess
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from clevr_remv.contract import bpy_pythons
 
 JIT_CACHE_MAX_BYTES = 4 << 30  # the largest CUDA_CACHE_MAXSIZE the driver accepts
 _KERNEL_FILE = re.compile(r"^kernel_(sm|compute)_(\d+)\.(cubin|ptx)(\.zst)?$")
@@ -83,8 +86,9 @@ def cycles_lib_of_installed_bpy(find_spec: Callable = importlib.util.find_spec) 
     (loading Blender takes seconds and is not needed to read a folder)."""
     spec = find_spec("bpy")
     if spec is None or not spec.origin:
-        raise ValueError("no bpy module is installed for this Python: name Cycles' kernel folder with "
-                         "--lib (BLENDER/<version>/scripts/addons_core/cycles/lib)")
+        raise ValueError(f"no bpy module is installed for this Python {platform.python_version()}: name Cycles' kernel "
+                         "folder with --lib (BLENDER/<version>/scripts/addons_core/cycles/lib); pip has bpy for "
+                         f"{bpy_pythons()}")
     found = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/cycles/lib"))
     if not found:
         raise ValueError(f"no scripts/addons_core/cycles/lib under {Path(spec.origin).parent}: name the folder "

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from clevr_remv.config import RenderConfig, validate
-from clevr_remv.contract import EXIT_ERROR, EXIT_OK, ScriptParser, run_script
+from clevr_remv.contract import EXIT_ERROR, EXIT_OK, ScriptParser, require_blender, run_script
 from clevr_remv.produce.run import run
 from clevr_remv.runners.ray_runner import RayExecutor
 
@@ -28,6 +28,7 @@ def main() -> int:
 
     config = RenderConfig(scenes=args.scenes)
     validate(config)  # a bad value in one line, before Ray starts
+    require_blender()  # so is a Python without bpy (Ray's nodes run the driver's Python version)
     result = run(config, args.out, executor=RayExecutor(args.address, args.workers_per_gpu))
     for name, error in result.failed.items():
         print(f"failed: {name}: {error}", file=sys.stderr)
