@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,7 +12,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from render_fixtures import VARIABLE as FIXTURES_VARIABLE
+from render_fixtures import fixture_datasets, stored_dataset
+
 from clevr_remv.cli import main
+from clevr_remv.contract import blender_missing
+
+# Whether this Python can render: pip's bpy exists for Python 3.11 and 3.13 only (docs/blender.md). Where it
+# cannot, the session's datasets are copies of ones rendered elsewhere (tests/render_fixtures.py) and the
+# tests that need bpy themselves carry the `blender` mark (pytest -m "not blender"; see the end of this file).
+HAVE_BLENDER = blender_missing() is None
 
 # Hugging Face `datasets` (export hf's tests, the docs' loading examples, in this process and in the
 # subprocesses that inherit the environment) caches what it loads under HF_HOME, read once when it is
@@ -48,8 +58,22 @@ def copy_hiding_referents(source: Path, dest: Path, hidden: dict[int, list[int]]
 
 
 def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str] = TINY_ARGS) -> Path:
-    """Render `args` (the tiny configuration by default) into a fresh `<name>/out`."""
+    """Render `args` (the tiny configuration by default) into a fresh `<name>/out`; where
+    CLEVR_REMV_FIXTURES is set (a Python without bpy), copy the one tests/render_fixtures.py rendered."""
     out = tmp_path_factory.mktemp(name) / "out"
+    if os.environ.get(FIXTURES_VARIABLE):
+        shutil.copytree(stored_dataset(Path(os.environ[FIXTURES_VARIABLE]), name, args), out)
+        return out
+    # Every dataset rendered here is one render_fixtures.py renders too, so the run without bpy has it.
+    assert fixture_datasets().get(name) == list(args), f"add {name!r} to tests/render_fixtures.py's fixture_datasets"
+    if not HAVE_BLENDER:
+        pytest.fail(f"no bpy on this Python to render the {name!r} dataset: set {FIXTURES_VARIABLE} to a folder that "
+                    "`python tests/render_fixtures.py FOLDER` filled, run by a Python with bpy", pytrace=False)
+    return render_fresh(out, args)
+
+
+def render_fresh(out: Path, args: list[str]) -> Path:
+    """Render `args` into `out` with this Python's bpy."""
     result = run_cli("render", *args, "--out", str(out))
     assert result.exit_code == 0, result.output
     return out
@@ -62,8 +86,8 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset_again(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same arguments rendered a second time, for determinism checks."""
-    return render_tiny(tmp_path_factory, "tiny-again")
+    """The same arguments rendered a second time, for determinism checks (never a stored copy)."""
+    return render_fresh(tmp_path_factory.mktemp("tiny-again") / "out", TINY_ARGS)
 
 
 # A wide-baseline light field (3x3, 120x80, baseline 0.4: up to about 3.5 px per view step), where a
@@ -91,3 +115,93 @@ def templates_with_zero_hop(tmp_path_factory: pytest.TempPathFactory, text: str)
     family["texts"] = [text]
     (folder / "zero_hop.json").write_text(json.dumps(family))
     return folder
+
+
+# The tests that need bpy themselves (they render, or ask Blender): the `blender` mark, so that a Python
+# without bpy runs the rest with the stored datasets above (`pytest -m "not blender"`, CI's Python 3.12 run).
+# Whole modules first; where bpy is missing these are not collected at all (they import it, or skip without it).
+BLENDER_MODULES = {"test_blender_versions.py", "test_ray_runner.py", "test_renderer_setup.py", "test_wheel_install.py"}
+BLENDER_TESTS = {  # module -> test functions (every parameter of one)
+    "test_amodal.py": {"test_unit_vertices_are_blenders_meshes", "test_unoccluded_polygon_equals_cycles_alone",
+                       "test_rendered_scene_amodal_contains_and_matches_visible",
+                       "test_two_spheres_visible_fraction_matches_geometry",
+                       "test_render_amodal_masks_are_stored_bit_packed_and_verified"},
+    "test_card.py": {"test_the_cards_render_command_makes_the_same_data"},
+    "test_cli.py": {"test_unwritable_out_fails_with_one_line", "test_out_with_a_different_dataset_is_refused_and_left_untouched",
+                    "test_a_settings_conflict_names_every_difference",
+                    "test_rerun_skips_complete_shards_and_redoes_missing_ones",
+                    "test_gpu_requested_without_a_gpu_fails_with_one_line", "test_gpus_without_a_gpu_fails_with_one_line",
+                    "test_blender_script_entry_point_passes_arguments_to_render",
+                    "test_farm_jobs_render_one_shard_each_and_the_last_writes_the_manifest",
+                    "test_a_settings_conflict_gives_the_options_that_resume_the_dataset"},
+    "test_finalize.py": {"test_finalize_names_missing_shards_then_completes_the_dataset"},
+    "test_gpu_kernels.py": {"test_the_installed_blender_ships_cuda_kernels_where_this_module_looks"},
+    "test_job_arrays.py": {"test_every_job_of_an_array_renders_its_share_and_the_last_completes_the_dataset"},
+    "test_kernel_build.py": {"test_the_installed_bpy_kernel_folder_is_found_without_loading_blender"},
+    "test_object_count.py": {"test_counts_uniform_with_the_real_probe"},
+    "test_provenance.py": {"test_a_resume_over_other_render_code_says_so_and_records_both",
+                           "test_a_resume_over_the_same_code_is_quiet"},
+    "test_quality.py": {"test_caustics_reach_cycles"},
+    "test_quickstart.py": {"test_every_command_after_the_quickstart_runs_as_written"},
+    "test_render.py": {"test_same_arguments_give_identical_data", "test_each_view_renders_with_its_own_cycles_seed"},
+    "test_runners.py": {"test_two_workers_give_the_dataset_of_one_process",
+                        "test_a_killed_run_resumes_to_the_uninterrupted_dataset",
+                        "test_a_failing_shard_is_retried_once_then_reported_while_the_others_complete",
+                        "test_a_dead_worker_s_shard_is_retried_in_a_fresh_process"},
+    "test_scripts.py": {"test_bad_input_gives_one_line_and_the_contract_status[examples/ray/render_on_ray.py-wrong path]"},
+    "test_signals.py": {"test_sigterm_stops_cleanly_with_143_and_the_printed_command_resumes",
+                        "test_a_full_disk_is_one_line_and_keeps_what_was_written"},
+    "test_streaming.py": {"test_worker_memory_does_not_grow_with_scenes_per_shard",
+                          "test_a_scene_too_big_for_memory_is_refused_before_rendering"},
+    "test_verify.py": {"test_quarantine_moves_exactly_the_bad_shard_and_render_restores_it"},
+}
+# A docs page's blocks run in order in one folder (tests/test_docs_examples.py): from its first block that
+# needs bpy (a render, gpu-kernels without --lib) and is not skipped, the page needs bpy.
+RENDERS = re.compile(r"\bclevr-remv (render|gpu-kernels)\b|render_shard\.py")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if not HAVE_BLENDER and collection_path.name in BLENDER_MODULES else None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if HAVE_BLENDER:
+        return None
+    return (f"no bpy here: {blender_missing()}\n{len(BLENDER_MODULES)} modules that need it are not collected "
+            f"({', '.join(sorted(BLENDER_MODULES))}); datasets from {os.environ.get(FIXTURES_VARIABLE) or '(none: set ' + FIXTURES_VARIABLE + ')'}")
+
+
+def _docs_first_render(item: pytest.Item, cache: dict[Path, int | None]) -> int | None:
+    """The index of the first block of the item's page that renders (None: none does)."""
+    page = item.callspec.params["page"]
+    if page not in cache:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        cache[page] = next((i for i, example in enumerate(item.module.parse(page).examples())
+                            if item.module.is_block(example) and RENDERS.search(example.parsed)
+                            and lines[example.line - 2].strip() != "<!-- skip: next -->"), None)
+    return cache[page]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first_render: dict[Path, int | None] = {}
+    for item in items:
+        module = item.path.name
+        if module == "test_docs_examples.py" and hasattr(item, "callspec"):
+            first = _docs_first_render(item, first_render)
+            needs = first is not None and item.callspec.params["index"] >= first
+        else:
+            names = BLENDER_TESTS.get(module, set())
+            needs = module in BLENDER_MODULES or item.originalname in names or item.name in names
+        if needs:
+            item.add_marker(pytest.mark.blender)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under CI=true, a test skipped for want of bpy fails: it should carry the blender mark instead."""
+    outcome = yield
+    report = outcome.get_result()
+    if (os.environ.get("CI") == "true" and report.skipped and "blender" not in item.keywords
+            and re.search(r"\b(bpy|OpenEXR)\b", str(report.longrepr))):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for want of bpy without the blender mark (tests/conftest.py): {report.longrepr}"

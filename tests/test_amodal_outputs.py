@@ -9,20 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LIGHTFIELD_ARGS, run_cli
+from conftest import LIGHTFIELD_ARGS, render_tiny, run_cli
 from matplotlib.patches import Polygon
 
 from clevr_remv.show.picture import scene_figure
 from clevr_remv.show.gather import load_scene
 
 
+AMODAL_ARGS = [*LIGHTFIELD_ARGS, "--amodal-masks"]
+
+
 @pytest.fixture(scope="module")
 def amodal_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wide-baseline fixture's scenes (occluded referents in train) with --amodal-masks."""
-    out = tmp_path_factory.mktemp("amodal") / "out"
-    result = run_cli("render", *LIGHTFIELD_ARGS, "--amodal-masks", "--out", str(out))
-    assert result.exit_code == 0, result.output
-    return out
+    return render_tiny(tmp_path_factory, "amodal", AMODAL_ARGS)
 
 
 def occluded_referent(root: Path):

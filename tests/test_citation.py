@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 
 import yaml
 
 import clevr_remv
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: pytest's own TOML reader there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

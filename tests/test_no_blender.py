@@ -150,8 +150,8 @@ def test_the_message_where_pip_has_bpy_but_it_is_not_installed() -> None:
 
 def test_the_package_installs_bpy_exactly_on_the_pythons_pip_has_it_for() -> None:
     """pyproject.toml's markers and the message agree: bpy and OpenEXR on 3.11 and 3.13, not on the others."""
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     from packaging.requirements import Requirement
+    from test_citation import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     requirements = {r.name: r for r in map(Requirement, project["dependencies"])}
