@@ -3,7 +3,6 @@ meets shards of other rendering code says so (images of two versions differ in n
 
 from __future__ import annotations
 
-import ast
 import logging
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 from conftest import TINY_ARGS, run_cli
+from test_architecture import _imported, _modules
 
 from clevr_remv.produce import provenance
 from clevr_remv.produce.provenance import PACKAGE, render_code_fingerprint
@@ -65,25 +65,6 @@ def test_editing_the_pixel_path_changes_the_render_code(tmp_path: Path, module: 
     assert after != before
 
 
-def _imported_modules(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("clevr_remv"):
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names if a.name.startswith("clevr_remv"))
-    return names
-
-
-def _module_files() -> dict[str, Path]:
-    files = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return files
-
-
 # Modules the pixel path reaches that decide no pixel, and why (everything else it reaches must be
 # fingerprinted): a new import from the pixel path lands in one list or the other, on purpose.
 REACHED_BUT_NOT_PIXELS = {
@@ -103,7 +84,7 @@ REACHED_BUT_NOT_PIXELS = {
 
 
 def test_every_module_the_pixel_path_reaches_is_fingerprinted_or_explained() -> None:
-    files = _module_files()
+    files = _modules()
     seen, todo = set(), ["clevr_remv.produce.pixel_path"]
     while todo:
         module = todo.pop()
@@ -111,7 +92,7 @@ def test_every_module_the_pixel_path_reaches_is_fingerprinted_or_explained() -> 
             continue
         seen.add(module)
         if module != "clevr_remv":  # its lazy `clevr_remv.RefDataset` is not on the pixel path
-            todo += [m for m in _imported_modules(files[module]) if m in files]
+            todo += [m for m in _imported(files[module]) if m in files]
     fingerprinted = {PACKAGE / name for name in provenance.PIXEL_CODE}
 
     def covered(module: str) -> bool:
