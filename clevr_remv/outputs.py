@@ -8,7 +8,8 @@ path as the user gave it:
   folder exists (it is not created), and a file can be created there; the path is not a folder.
 - a folder (`export --out`, `stats --out`): not an existing file; it and any missing parent
   folders are created by the command, so the nearest existing one must be a folder that
-  takes new files.
+  takes new files. A command that writes a whole folder (the exports, `render`) refuses one
+  that holds other things (`refuse_non_empty`).
 
 Writing itself goes through `store.atomic` (a hidden temporary renamed into place), whose
 name must never reach the user: `naming_final_paths` turns an OSError about a temporary
@@ -99,6 +100,17 @@ def check_output_dir(path: Path | str, option: str, *, beside: bool = False) -> 
         raise BadOutput(path, f"{nearest} is not a directory")
     _probe(nearest, path)
     return path
+
+
+def refuse_non_empty(path: Path | str, option: str, remedy: str, entries: Sequence[Path] | None = None) -> None:
+    """ValueError `OPTION PATH is not empty (REMEDY)` when `entries` (default: everything in the folder
+    `path`) holds anything: every command that writes a whole folder refuses one that holds other
+    things, in these words (the exports, `render --out`)."""
+    path = Path(path)
+    if entries is None:
+        entries = [next(path.iterdir())] if path.is_dir() and any(path.iterdir()) else []
+    if entries:
+        raise ValueError(f"{option} {path} is not empty ({remedy})")
 
 
 def final_name(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,52 @@ def test_unwritable_out_fails_with_one_line(tmp_path: Path) -> None:
     result = invoke("render", "--scenes", "3", "--out", str(blocker / "out"))
     assert_one_line_error(result, "cannot write to")
     assert blocker.read_text() == "not a directory"
+
+
+def stats_figures(folder: Path) -> Path:
+    """A folder such as `stats --out figures/` leaves: things that are no dataset."""
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "objects.png").write_bytes(b"\x89PNG not really")
+    (folder / "figures" / "stats.json").write_text("{}")
+    return folder / "figures"
+
+
+@pytest.mark.blender  # render asks for bpy before it looks at --out
+def test_render_into_a_folder_of_other_things_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    figures = stats_figures(tmp_path)
+    before = fingerprint(figures)
+    result = invoke("render", *TINY_ARGS, "--out", str(figures))
+    assert_one_line_error(result, f"--out {figures} is not empty (it holds {figures / 'objects.png'} and no "
+                                  "clevr-remv dataset")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in figures.iterdir()) == ["objects.png", "stats.json"]
+    assert fingerprint(figures) == before
+
+
+def test_only_a_folder_of_other_things_is_refused(tmp_path: Path, tiny_dataset: Path) -> None:
+    """Without bpy: what `render --out` accepts (new, empty, a stopped run's leftovers, a dataset with
+    files beside it) and what it refuses (figures; a split folder holding other files)."""
+    from clevr_remv.config import from_dict
+    from clevr_remv.produce.run import check_output
+    from clevr_remv.store import read_manifest
+
+    config = from_dict(read_manifest(tiny_dataset)["config"])
+    figures = stats_figures(tmp_path / "a")
+    with pytest.raises(ValueError, match="is not empty .*no clevr-remv dataset"):
+        check_output(figures, config)
+    stopped = tmp_path / "stopped"
+    (stopped / "train").mkdir(parents=True)
+    (stopped / "train" / ".shard-00000.h5.tmp-host-1").write_bytes(b"")
+    (stopped / ".transaction.json.tmp-host-1").write_text("")
+    dataset_with_figures = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset, dataset_with_figures)
+    stats_figures(dataset_with_figures)
+    (tmp_path / "empty").mkdir()
+    for accepted in (tmp_path / "new", tmp_path / "empty", stopped, dataset_with_figures):
+        check_output(accepted, config)
+    (stopped / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"it holds .*stopped/train and no"):
+        check_output(stopped, config)
 
 
 def test_out_with_a_different_dataset_is_refused_and_left_untouched(tiny_dataset: Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from clevr_remv.data.selection import ViewSpec, rig_grid, select_views
 from clevr_remv.export.png import write_png
+from clevr_remv.outputs import refuse_non_empty
 from clevr_remv.scene.vocabulary import SHAPES
 from clevr_remv.store.atomic import (
     exchange_paths,
@@ -255,8 +256,8 @@ def staged_directory(out: Path, source: Path, overwrite: bool) -> Iterator[Path]
     resolved = out.resolve()
     if resolved == source.resolve() or resolved in source.resolve().parents:
         raise ValueError(f"--out {out} would replace the dataset {source}; choose another directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"--out {out} is not empty (pass --overwrite to replace it)")
+    if not overwrite:
+        refuse_non_empty(out, "--out", "pass --overwrite to replace it")
     tmp = temp_path_for(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

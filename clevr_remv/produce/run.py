@@ -19,9 +19,12 @@ from clevr_remv.config import (
     from_dict,
     render_arguments,
 )
+from clevr_remv.outputs import refuse_non_empty
 from clevr_remv.produce import provenance
 from clevr_remv.produce.finish import finish_dataset
+from clevr_remv.scene.description import SPLITS
 from clevr_remv.store import (
+    MANIFEST_NAME,
     read_manifest,
     read_shard_attrs,
     shard_is_complete,
@@ -36,8 +39,26 @@ class OutputConflict(ValueError):
     """The output directory holds a dataset made with other settings."""
 
 
+def foreign_entries(out: Path) -> list[Path]:
+    """What in the folder `out` no render put there, when it holds no dataset: everything but hidden
+    entries (temporaries, journals, probes) and split folders with nothing else in them (a run stopped
+    before its first shard). A folder with `dataset.json` or a shard is a dataset (finished or not),
+    compared setting by setting in `check_output`; other files beside it are its owner's business."""
+    if not out.is_dir() or (out / MANIFEST_NAME).exists() or any(out.glob("*/shard-*.h5")):
+        return []
+
+    def visible(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    return [p for p in visible(out) if not (p.name in SPLITS and p.is_dir() and not visible(p))]
+
+
 def check_output(out: Path, config: RenderConfig) -> None:
-    """Refuse an output directory we cannot write or that holds a different dataset."""
+    """Refuse an output directory we cannot write, that holds other things than a dataset (a
+    `figures/` folder, say: the render would mix its shards in), or that holds a different dataset."""
+    foreign = foreign_entries(out)
+    refuse_non_empty(out, "--out", f"it holds {foreign[0]} and no clevr-remv dataset: render into a new or "
+                                   "empty folder" if foreign else "", foreign)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
