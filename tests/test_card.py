@@ -76,6 +76,8 @@ def test_render_writes_a_hugging_face_card(tiny_dataset: Path) -> None:
     assert "clevr-remv render --scenes 3 --seed 11 --width 64 --height 48 --rig 3" in settings
     assert "RefDataset" in section(body, "How to load") and "CC BY 4.0" in section(body, "License")
     assert "author  = {{clevr-remv contributors}}" in section(body, "Citation")
+    assert "Jianan Chen, *Deep Learning Based Multimodal Retrieval*, PhD thesis, INSA de Rennes (IETR)" in body
+    assert "@phdthesis{chen2023multimodal," in section(body, "Citation") and "tel-04578003" in body
     assert str(tiny_dataset) not in text  # the card travels with the folder
 
 

@@ -252,6 +252,22 @@ def _common_sections(manifest: dict, report: dict, exported: bool = False) -> li
     ]
 
 
+# The thesis that defined CLEVR-Remv (its scenes, rig, sentence families, splits and MVR), as
+# CITATION.cff's `references` and README.md's citation name it (tests/test_citation.py keeps them equal).
+THESIS_BIBTEX = "\n".join([
+    "@phdthesis{chen2023multimodal,",
+    "  title   = {Deep Learning Based Multimodal Retrieval},",
+    "  author  = {Chen, Jianan},",
+    "  school  = {INSA de Rennes (IETR)},",
+    "  year    = {2023},",
+    "  month   = oct,",
+    "  note    = {PhD thesis, defended 17 October 2023, NNT 2023ISAR0019},",
+    "  url     = {https://theses.hal.science/tel-04578003},",
+    "  hal_id  = {tel-04578003},",
+    "}",
+])
+
+
 def _license_and_citation(manifest: dict) -> list[str]:
     version = manifest.get("generator_version", __version__)
     bibtex = "\n".join([
@@ -269,8 +285,10 @@ def _license_and_citation(manifest: dict) -> list[str]:
         "licence.",
         "## Citation\n\n"
         "The dataset follows the design of CLEVR-Remv as defined in the thesis that introduced it (the "
-        "scene rules, the light-field rig, the sentence families and the MVR metric); please cite that "
-        f"thesis, and the generator:\n\n```bibtex\n{bibtex}\n```",
+        "scene rules, the light-field rig, the sentence families and the MVR metric): Jianan Chen, *Deep "
+        "Learning Based Multimodal Retrieval*, PhD thesis, INSA de Rennes (IETR), 2023 "
+        "(<https://theses.hal.science/tel-04578003>). Please cite that thesis, and the generator:"
+        f"\n\n```bibtex\n{THESIS_BIBTEX}\n\n{bibtex}\n```",
     ]
 
 
