@@ -283,3 +283,65 @@ def test_writer_copies_batches_the_caller_reuses(tmp_path):
 
     with h5py.File(tmp_path / "pred.h5") as f:
         assert [int(np.flatnonzero(m)[0]) for m in f["mask"][()]] == [0, 5, 10]
+
+
+def test_a_file_records_its_split_views_and_dataset(tiny_dataset, tmp_path):
+    import h5py
+
+    from clevr_remv.store import dataset_id, read_manifest
+
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    path = write_predictions(tmp_path / "pred.h5", ref_ids, views, masks, dataset=tiny_dataset, split=SPLIT)
+    with h5py.File(path) as f:
+        assert f.attrs["split"] == SPLIT and f.attrs["dataset"] == str(tiny_dataset)
+        assert f.attrs["dataset_id"] == dataset_id(read_manifest(tiny_dataset))
+        assert f.attrs["views"].tolist() == CORNERS_AND_CENTRE
+    assert evaluate(tiny_dataset, SPLIT, predictions=path).report.views[4].oiou == 1.0
+    with pytest.raises(ValueError, match="'tast': .* has splits train, val, test"):
+        write_predictions(tmp_path / "typo.h5", ref_ids, views, masks, dataset=tiny_dataset, split="tast")
+
+
+def test_a_file_for_another_split_is_refused_naming_both(tiny_dataset, tmp_path):
+    """ref_ids restart in every split: a test file fits val (it scored mIoU 1.76 % before)."""
+    ref_ids, views, masks = truth_samples(tiny_dataset)  # val's ids: the tiny test split is empty
+    path = write_predictions(tmp_path / "pred.h5", ref_ids, views, masks, dataset=tiny_dataset, split="test")
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", path, "--no-progress")
+    assert_one_error_line(result, f"{path} holds predictions for the 'test' split, not for 'val'",
+                          "--split test")
+
+
+def test_a_file_for_another_dataset_is_refused_naming_both(tiny_dataset, tmp_path):
+    """Another seed, the same size and ids: everything fits, only the record tells them apart."""
+    other = tmp_path / "other"
+    (other / SPLIT).mkdir(parents=True)  # an empty dataset is enough to write for: only its manifest is read
+    manifest = json.loads((tiny_dataset / "dataset.json").read_text())
+    manifest["config"]["seed"] = manifest["master_seed"] = 12
+    (other / "dataset.json").write_text(json.dumps(manifest))
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    path = write_predictions(tmp_path / "pred.h5", ref_ids, views, masks, dataset=other, split=SPLIT)
+    result = invoke("evaluate", tiny_dataset, "--split", SPLIT, "--predictions", path, "--no-progress")
+    assert_one_error_line(result, f"holds predictions for the dataset {other} (id ", f"not for {tiny_dataset} (id ")
+
+
+def test_a_plain_h5py_file_is_scored_with_one_warning(tiny_dataset, tmp_path):
+    import subprocess
+    import sys
+
+    import h5py
+
+    ref_ids, views, masks = truth_samples(tiny_dataset)
+    with h5py.File(tmp_path / "plain.h5", "w") as f:  # as the docs allow: no PredictionsWriter
+        f["ref_id"], f["view"], f["mask"] = ref_ids, views, masks.astype(np.uint8)
+    recorded = write_predictions(tmp_path / "recorded.h5", ref_ids, views, masks, dataset=tiny_dataset, split=SPLIT)
+    cli = Path(sys.executable).parent / "clevr-remv"
+    runs = {name: subprocess.run([str(cli), "evaluate", str(tiny_dataset), "--split", SPLIT, "--predictions",
+                                  str(path), "--no-progress"], capture_output=True, text=True)
+            for name, path in (("plain", tmp_path / "plain.h5"), ("recorded", recorded))}
+    assert runs["plain"].returncode == runs["recorded"].returncode == 0, runs
+    warnings = [line for line in runs["plain"].stderr.splitlines() if "could not check" in line]
+    assert warnings == [f"clevr-remv: {tmp_path / 'plain.h5'} records no dataset and no split (written without "
+                        f"PredictionsWriter(..., dataset=, split=)): could not check that it was made for the "
+                        f"'val' split of {tiny_dataset}"], runs["plain"].stderr
+    assert "could not check" not in runs["recorded"].stderr
+    table = lambda run: run.stdout.split("\n", 1)[1]  # noqa: E731  (the first line names the file)
+    assert table(runs["plain"]) == table(runs["recorded"])

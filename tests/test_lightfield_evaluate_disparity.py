@@ -147,7 +147,12 @@ def test_bad_predictions_are_one_line(lightfield_dataset: Path, tmp_path: Path) 
         return line
 
     assert one_line("--split", "train", "--predictions", str(algo)) == (
-        f"Error: {folder}: no prediction for 3 of the 3 scene(s) of split 'train' (first: train_00000.pfm)")
+        f"Error: {folder} holds predictions for the 'test' split, not for 'train' (no train_00000.pfm): "
+        "evaluate it with --split test")
+    shutil.copy(folder / "test_00000.pfm", folder / "train_00001.pfm")  # some of train's: the missing ones named
+    assert one_line("--split", "train", "--predictions", str(algo)) == (
+        f"Error: {folder}: no prediction for 2 of the 3 scene(s) of split 'train' (first: train_00000.pfm)")
+    (folder / "train_00001.pfm").unlink()
     write_pfm(np.zeros((80, 100), np.float32), folder / "test_00000.pfm")
     assert one_line("--predictions", str(algo)) == (
         f"Error: {folder / 'test_00000.pfm'} is 100x80, the dataset's views are 120x80")

@@ -7,6 +7,10 @@ Predictions are laid out as the benchmark's `algo_results/<algo>/disp_maps/<scen
 `<algo>` folder (or its `disp_maps`), one `Pf` file per scene named as the exports name scenes
 (`test_00003.pfm`), at the dataset's resolution, in pixels per view step with the benchmark's sign
 (positive nearer than the focus plane).
+
+The file names carry the split, so a folder made for another split is refused naming both; nothing in
+the benchmark's layout records which dataset the maps were made for (a predictions file of
+`evaluate` does), so that is not checked here.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ def check_predictions(folder: Path, names: list[str], split: str, shape: tuple[i
     """One line naming the first problem and how many there are: missing scenes, then files that
     are no PFM, of the wrong size, or hold NaN or infinite values."""
     missing = [n for n in names if not (folder / f"{n}.pfm").is_file()]
+    if len(missing) == len(names):  # the split is in the file names: a folder made for another split
+        others = sorted({p.stem.rsplit("_", 1)[0] for p in folder.glob("*_*.pfm")} - {split})
+        if others:
+            raise ValueError(f"{folder} holds predictions for the {' and '.join(map(repr, others))} split, not "
+                             f"for {split!r} (no {missing[0]}.pfm): evaluate it with --split {others[0]}")
     if missing:
         raise ValueError(f"{folder}: no prediction for {len(missing)} of the {len(names)} scene(s) of split "
                          f"{split!r} (first: {missing[0]}.pfm)")

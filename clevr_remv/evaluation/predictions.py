@@ -1,5 +1,12 @@
 """Predictions files: writing them (`PredictionsWriter`, `write_predictions`) and reading them (HDF5 or
 a folder of PNG masks), the one format `clevr-remv evaluate` scores.
+
+A file records what it predicts, as attributes: `split`, `dataset_id` (`store.manifest.dataset_id`,
+a digest of the dataset's settings) and `dataset` (its path as given, for messages), when the writer
+is told the dataset and split, and always `views` (the view indices it holds). `ref_id`s restart in
+every split and repeat across datasets made with other settings, so a file made for another split
+or dataset would fit and be scored, wrongly; `check_made_for` refuses it. A file without the record
+(written with plain h5py, or a PNG folder) is scored with a warning that this could not be checked.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from clevr_remv.store import atomic_path
+from clevr_remv.store import atomic_path, dataset_id, require_manifest
 
 PNG_NAME = re.compile(r"^(\d+)_(\d+)\.png$", re.IGNORECASE)
 
@@ -21,9 +28,13 @@ PNG_NAME = re.compile(r"^(\d+)_(\d+)\.png$", re.IGNORECASE)
 class PredictionsWriter:
     """Write a predictions file batch by batch, atomically (the file appears complete or not at all).
 
-        with PredictionsWriter("pred.h5", height=320, width=480) as out:
+        with PredictionsWriter("pred.h5", height=320, width=480, dataset="out", split="test") as out:
             for batch in loader:
                 out.add(batch_ref_ids, batch_views, batch_masks)   # masks (B, H, W) bool/uint8
+
+    `dataset` (the dataset's folder) and `split` are recorded with the views written, so that
+    `evaluate` refuses the file on another split or dataset (both optional: without them the file
+    is scored with a warning that this could not be checked).
 
     Masks are stored as uint8 0/1, one mask per chunk, gzip level 1: about 1.3 kB per 480x320 mask,
     and 2-3x faster to write and read back than level 4, which only halves an already small file.
@@ -36,9 +47,19 @@ class PredictionsWriter:
     BUFFER_PIXELS = 1 << 25  # 32 MB of buffered masks (about 218 masks of 480x320)
     ID_CHUNK = 4096  # ids and views per chunk: compressed, a part-filled chunk costs a few bytes
 
-    def __init__(self, path: Path | str, height: int, width: int) -> None:
+    def __init__(self, path: Path | str, height: int, width: int, *, dataset: Path | str | None = None,
+                 split: str | None = None) -> None:
         self.path = Path(path)
         self.height, self.width = int(height), int(width)
+        self.made_for: dict[str, str] = {}
+        if split is not None:
+            self.made_for["split"] = str(split)
+        if dataset is not None:  # read now: a wrong path or split fails before any prediction is made
+            manifest = require_manifest(dataset)
+            if split is not None and split not in manifest["splits"]:
+                raise ValueError(f"split {split!r}: {dataset} has splits {', '.join(manifest['splits'])}")
+            self.made_for.update(dataset_id=dataset_id(manifest), dataset=str(dataset))
+        self._views: set[int] = set()
         self._stack: ExitStack | None = None
         self._file: h5py.File | None = None
         self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -54,6 +75,7 @@ class PredictionsWriter:
         f.create_dataset("mask", shape=(0, self.height, self.width), maxshape=(None, self.height, self.width),
                          dtype=np.uint8, chunks=(1, self.height, self.width), compression="gzip",
                          compression_opts=1)
+        f.attrs.update(self.made_for)
         self._stack, self._file = stack, f
         return self
 
@@ -103,16 +125,19 @@ class PredictionsWriter:
         for name, values in zip(("ref_id", "view", "mask"), columns):
             self._file[name].resize(n + b, axis=0)
             self._file[name][n:] = values
+        self._views.update(np.unique(columns[1]).tolist())
+        self._file.attrs["views"] = np.array(sorted(self._views), dtype=np.int32)
 
 
 def write_predictions(path: Path | str, ref_ids: Sequence[int] | np.ndarray, views: Sequence[int] | np.ndarray,
-                      masks: np.ndarray) -> Path:
+                      masks: np.ndarray, *, dataset: Path | str | None = None, split: str | None = None) -> Path:
     """Write predictions for `clevr-remv evaluate`: mask i is the prediction for pair `ref_ids[i]`
-    (the dataset's `refs/id`) in view `views[i]`; masks (P, H, W) bool or uint8 at the dataset's size."""
+    (the dataset's `refs/id`) in view `views[i]`; masks (P, H, W) bool or uint8 at the dataset's size.
+    `dataset` and `split` are recorded, as `PredictionsWriter` does."""
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise ValueError(f"masks must be (P, H, W), got shape {masks.shape}")
-    with PredictionsWriter(path, masks.shape[1], masks.shape[2]) as out:
+    with PredictionsWriter(path, masks.shape[1], masks.shape[2], dataset=dataset, split=split) as out:
         out.add(ref_ids, views, masks)
     return Path(path)
 
@@ -120,10 +145,12 @@ def write_predictions(path: Path | str, ref_ids: Sequence[int] | np.ndarray, vie
 class Predictions:
     """Predictions read from an HDF5 file or a PNG folder: ids and views up front, masks on demand."""
 
-    def __init__(self, source: Path, ref_ids: np.ndarray, views: np.ndarray) -> None:
+    def __init__(self, source: Path, ref_ids: np.ndarray, views: np.ndarray,
+                 made_for: dict[str, str] | None = None) -> None:
         self.source = source
         self.ref_ids = ref_ids.astype(np.int64)
         self.views = views.astype(np.int64)
+        self.made_for = made_for or {}  # what PredictionsWriter recorded: split, dataset_id, dataset
 
     def __len__(self) -> int:
         return len(self.ref_ids)
@@ -162,7 +189,9 @@ class H5Predictions(Predictions):
                     or self._mask.shape[0] != ref_ids.shape[0]:
                 raise ValueError(f"{path}: expected ref_id (P,), view (P,), mask (P, H, W); got {ref_ids.shape}, "
                                  f"{views.shape}, {self._mask.shape}")
-            super().__init__(path, ref_ids[()], views[()])
+            made_for = {key: str(self._file.attrs[key]) for key in ("split", "dataset_id", "dataset")
+                        if key in self._file.attrs}
+            super().__init__(path, ref_ids[()], views[()], made_for)
         except BaseException:
             self._file.close()
             raise
@@ -219,3 +248,26 @@ def open_predictions(path: Path | str) -> Predictions:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such predictions file or folder")
     return H5Predictions(path)
+
+
+def check_made_for(preds: Predictions, root: Path | str, split: str) -> str | None:
+    """Refuse, in one line naming both, predictions recorded for another dataset or another split
+    than `split` of the dataset in `root`. Returns the warning to give once the predictions are
+    otherwise found fit (so that an error stays one line), when something could not be checked."""
+    made = preds.made_for
+    if "dataset_id" in made:
+        ours = dataset_id(require_manifest(root))
+        if made["dataset_id"] != ours:
+            raise ValueError(f"{preds.source} holds predictions for the dataset {made.get('dataset', '?')} "
+                             f"(id {made['dataset_id']}), not for {root} (id {ours}): its ref_ids name "
+                             f"other pairs; predict this dataset")
+    if "split" in made and made["split"] != split:
+        raise ValueError(f"{preds.source} holds predictions for the {made['split']!r} split, not for "
+                         f"{split!r} (ref_ids restart in every split): evaluate it with --split "
+                         f"{made['split']}, or predict the {split!r} split")
+    unchecked = [what for what, key in (("dataset", "dataset_id"), ("split", "split")) if key not in made]
+    if not unchecked:
+        return None
+    return (f"{preds.source} records no {' and no '.join(unchecked)} (written without "
+            f"PredictionsWriter(..., dataset=, split=)): could not check that it was made for the {split!r} "
+            f"split of {root}")

@@ -7,7 +7,10 @@ Predictions come in one of two forms:
   from arrays; `PredictionsWriter` appends batch by batch when all masks do not fit in memory:
 
       from clevr_remv.evaluation.predictions import write_predictions
-      write_predictions("pred.h5", ref_ids, views, masks)     # masks: (P, H, W) bool
+      write_predictions("pred.h5", ref_ids, views, masks, dataset="out", split="test")  # masks: (P, H, W) bool
+
+  The writers record the dataset's identity and the split (evaluation/predictions.py): a file made for
+  another split or dataset is refused, one without that record scored with a warning.
 
 - a folder of PNG masks named `<ref_id>_<view>.png` (nonzero = foreground; for RGB(A) files any
   non-zero colour channel, alpha ignored).
@@ -42,7 +45,7 @@ from clevr_remv.evaluation.metrics import (
     mask_counts,
     score_views,
 )
-from clevr_remv.evaluation.predictions import Predictions, open_predictions
+from clevr_remv.evaluation.predictions import Predictions, check_made_for, open_predictions
 from clevr_remv.scene.rig import centre_view
 from clevr_remv.store.reader import ShardReader
 
@@ -202,10 +205,13 @@ def evaluate(root: Path | str, split: str = "test", predictions: Path | str | No
             stack.callback(preds.close)
             if len(preds) == 0:
                 raise ValueError(f"{preds.source}: no predictions in it")
+            unchecked = check_made_for(preds, root, split)
             check_fit(preds, truth)
             chosen = select_views(sorted(set(preds.views.tolist())) if views is None else views, truth.grid)
             to_score = evaluated_views(chosen, truth.grid)
             predict = file_predictor(preds, truth, check_complete(preds, truth, to_score))
+            if unchecked:
+                log.warning("%s", unchecked)
             source = str(preds.source)
         else:
             assert baseline is not None

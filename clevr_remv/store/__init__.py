@@ -4,6 +4,7 @@ from clevr_remv.store.atomic import atomic_path, write_json_atomic
 from clevr_remv.store.cleanup import sweep_stale_temporaries
 from clevr_remv.store.manifest import (
     MANIFEST_NAME,
+    dataset_id,
     read_manifest,
     require_manifest,
     write_manifest,
@@ -28,6 +29,7 @@ __all__ = [
     "ShardReader",
     "ShardWriter",
     "atomic_path",
+    "dataset_id",
     "read_manifest",
     "read_shard_attrs",
     "require_manifest",

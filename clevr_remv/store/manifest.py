@@ -7,6 +7,7 @@ leak into a dataset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def require_manifest(root: Path | str) -> dict[str, Any]:
         if not isinstance(manifest.get(key), kind):
             raise ValueError(f"{manifest_path(root)}: no valid {key!r} ({kind.__name__}); {rebuild}")
     return manifest
+
+
+def dataset_id(manifest: dict[str, Any]) -> str:
+    """The dataset's identity: the first 16 hex digits of the SHA-256 of its `config` (the settings of
+    `RenderConfig.identity()`: master seed, scene count, split fractions, size, rig, quality, every
+    setting that defines the data) as canonical JSON.
+
+    Two datasets share it only when the same settings made them, so their `refs/id`s name the same
+    pairs; one rendered before this existed has one too, computed from the `dataset.json` it already
+    has. Predictions files record it (evaluation/predictions.py), so that `evaluate` refuses a file made
+    for another dataset. Regenerating the sentences (`clevr-remv expressions`) keeps it.
+    """
+    text = json.dumps(manifest["config"], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _validate(manifest: Any, path: Path) -> None:
