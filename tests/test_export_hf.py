@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -201,6 +202,12 @@ def test_the_output_folder_holds_card_summary_and_data(hf, hf_all: Path) -> None
     assert summary["splits"]["test"]["rows"] == 0 and summary["parquet"]["files"]["test"] == []
     assert sorted(p.name for p in (hf_all / "data").iterdir()) == [
         "train-00000-of-00001.parquet", "val-00000-of-00001.parquet"]
+    digest = hashlib.sha256()  # every file's path and bytes, in split order: what `datasets` hashes
+    for name in ("data/train-00000-of-00001.parquet", "data/val-00000-of-00001.parquet"):
+        digest.update(f"{name}\0".encode() + (hf_all / name).read_bytes())
+    assert summary["parquet"]["sha256"] == digest.hexdigest()
+    assert info["description"].endswith(f"SHA-256 of the data files: {digest.hexdigest()}")
+    assert loaded["train"].info.description == info["description"]
 
 
 @pytest.mark.parametrize("args, code, message", [
@@ -254,3 +261,31 @@ def test_without_pyarrow_it_names_the_extra(tiny_dataset: Path, tmp_path: Path,
     assert result.exit_code == 1
     assert result.output.splitlines() == ["Error: export hf needs pyarrow: pip install 'clevr-remv[hf]'"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_new_export_into_the_same_folder_loads_its_new_sentences(hf, tiny_dataset: Path, tmp_path: Path) -> None:
+    """The docs' sequence: edit a template, `expressions`, `export hf --overwrite` into the same folder,
+    `load_dataset(OUT)`. "Point to" -> "Point at" keeps every size: `datasets` keyed its cache on a card
+    that did not change and served the first export's rows; the card now names the files' digest."""
+    import shutil
+
+    from clevr_remv.expressions import load_templates
+
+    dataset, templates, out = tmp_path / "dataset", tmp_path / "templates", tmp_path / "hf"
+    shutil.copytree(tiny_dataset, dataset)
+    shutil.copytree(load_templates().root, templates)
+    assert export(str(dataset), "--out", str(out), "--views", "all").exit_code == 0
+    before = load(hf, out)["train"]["sentence"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    zero_hop = templates / "zero_hop.json"
+    zero_hop.write_text(zero_hop.read_text(encoding="utf-8").replace("Point to", "Point at"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["expressions", str(dataset), "--templates", str(templates)])
+    assert result.exit_code == 0, result.output
+    result = export(str(dataset), "--out", str(out), "--views", "all", "--overwrite")
+    assert result.exit_code == 0, result.output
+    expected = [s["sentence"] for s in RefDataset(dataset, "train", views="all")]
+    changed = [(a, b) for a, b in zip(before, expected) if a != b]
+    assert changed and all(a.replace("Point to", "Point at") == b for a, b in changed)  # the test's premise
+    assert pq.read_table(sorted((out / "data").glob("train-*.parquet"))[0]).column("sentence").to_pylist() == expected
+    assert load(hf, out)["train"]["sentence"] == expected
+    assert (out / "README.md").read_text(encoding="utf-8") != card

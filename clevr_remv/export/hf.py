@@ -8,6 +8,9 @@
 pattern) and restores the features (Image for `image` and `mask`, a fixed-length list for `bbox`)
 from the `huggingface` key of each file's schema metadata, the key `datasets` itself writes, so
 no card or loading script is needed; `hf upload` (huggingface_hub) or `push_to_hub` publishes it.
+The card names a SHA-256 digest of the files (`files_digest`, in `dataset_info.description`, and
+`parquet.sha256` in export.json): `datasets` keys its cache of a local folder on the card, so a new
+export into the same folder with other rows of the same sizes would otherwise load the old rows.
 
 The rows are `RefDataset(DIR, split, views)`'s samples, in its order: the (pair, view) whose
 referent is visible in that view (`refs/visible`); `include_hidden` adds the other (pair, view)
@@ -26,6 +29,7 @@ re-groups the parts, in shard order, into the final files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -288,8 +292,22 @@ def _regroup(parts: list[Path], split: str, data: Path, max_file_bytes: int) -> 
     return final, total
 
 
+def files_digest(root: Path, files: dict[str, list[Path]]) -> str:
+    """SHA-256 over the Parquet files in split and file order, each as its path under `root` and its
+    bytes: it changes whenever a row does, and only then (a new export of the same data writes the same
+    bytes), so the card that carries it makes `datasets` cache each export's rows apart."""
+    digest = hashlib.sha256()
+    for split in sorted(files):
+        for path in files[split]:
+            digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Path]],
-          num_bytes: dict[str, int]) -> str:
+          num_bytes: dict[str, int], sha256: str) -> str:
     """The dataset card (README.md): the dataset's description with the export's splits, files and columns."""
     from clevr_remv.produce.card import dataset_card, dataset_report
 
@@ -298,7 +316,7 @@ def _card(plan: ExportPlan, counts: dict[str, Counter], files: dict[str, list[Pa
     parquet = {"views": list(plan.views), "rows": {s: counts[s]["rows"] for s in plan.splits},
                "files": {s: len(files[s]) for s in plan.splits},
                "features": {name: text for name, (_, text) in FEATURES.items()},
-               "feature_types": feature_types(), "num_bytes": num_bytes}
+               "feature_types": feature_types(), "num_bytes": num_bytes, "sha256": sha256}
     return dataset_card(manifest, report, parquet=parquet)
 
 
@@ -336,9 +354,10 @@ def export_hf(root: Path, out: Path, views: ViewSpec = "center", splits: list[st
         result["parquet"] = {"row_group_rows": ROW_GROUP_ROWS, "max_file_bytes": max_file_bytes,
                              "include_hidden": include_hidden,
                              "files": {s: [str(p.relative_to(staging)) for p in files[s]] for s in plan.splits},
-                             "bytes": {s: sum(p.stat().st_size for p in files[s]) for s in plan.splits}}
-        (staging / "README.md").write_text(_card(plan, counts, files, {s: n for s, (_, n) in regrouped.items()}),
-                                           encoding="utf-8")
+                             "bytes": {s: sum(p.stat().st_size for p in files[s]) for s in plan.splits},
+                             "sha256": files_digest(staging, files)}
+        (staging / "README.md").write_text(_card(plan, counts, files, {s: n for s, (_, n) in regrouped.items()},
+                                                 result["parquet"]["sha256"]), encoding="utf-8")
         write_json(result, staging / "export.json")
     return result
 

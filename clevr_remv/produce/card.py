@@ -82,9 +82,12 @@ def dataset_card(manifest: dict, report: dict, *, parquet: dict | None = None) -
     `report` is `dataset_report`'s (or stats.json's) report. `parquet` describes the export:
     `{"views": [view indices], "rows": {split: rows}, "files": {split: Parquet files},
     "features": {column: one-line description}}`, and optionally `"feature_types"`: the Hub's YAML
-    form of the columns' types (`datasets.Features._to_yaml_list()`), and `"num_bytes": {split:
-    bytes}` (the split's size as `datasets` counts it, Arrow; 0, unknown, without it), both written
-    into `dataset_info`, whose `num_examples` `datasets.load_dataset` checks against the files.
+    form of the columns' types (`datasets.Features._to_yaml_list()`), `"num_bytes": {split:
+    bytes}` (the split's size as `datasets` counts it, Arrow; 0, unknown, without it), and
+    `"sha256"`: a digest of the Parquet files, all written into `dataset_info`, whose `num_examples`
+    `datasets.load_dataset` checks against the files. `datasets` keys its cache of a local folder on
+    `dataset_info` and the `configs` (not on the files), so the digest is what makes a new export
+    with other rows (but the same sizes) load anew instead of from the first export's cache.
     The files are `data/<split>-*.parquet`; a split without files is left out.
     """
     if parquet is not None:
@@ -144,6 +147,9 @@ def _metadata(manifest: dict, report: dict, parquet: dict | None) -> dict[str, A
         num_bytes = parquet.get("num_bytes") or {}
         info["splits"] = [{"name": split, "num_bytes": int(num_bytes.get(split, 0)),
                            "num_examples": int(parquet["rows"][split])} for split in splits]
+        if parquet.get("sha256"):  # DatasetInfo.description: read by `datasets`, hashed into its cache key
+            info["description"] = (f"CLEVR-Remv exported by clevr-remv as Parquet; SHA-256 of the data files: "
+                                   f"{parquet['sha256']}")
         meta["dataset_info"] = info
     return meta
 
