@@ -68,10 +68,12 @@ def assert_names_the_shard(result, path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-# stats and expressions read no pixel chunk, so a flipped pixel byte is not theirs to find.
-CASES = [(command, how) for command in ("show", "evaluate", "export coco", "export refcoco --workers 2")
+# stats reads no pixel chunk, so a flipped pixel byte is not its to find; expressions copies the
+# chunks into its new shards, so it checks their checksums first (issue item 8).
+CASES = [(command, how) for command in ("show", "evaluate", "export coco", "export refcoco --workers 2",
+                                        "expressions")
          for how in ("flipped", "missing", "truncated")]
-CASES += [(command, how) for command in ("stats", "expressions") for how in ("missing", "truncated")]
+CASES += [("stats", how) for how in ("missing", "truncated")]
 
 
 @pytest.mark.parametrize("command, how", CASES)
@@ -88,6 +90,20 @@ def test_the_error_says_what_failed_to_read(copy: Path, tmp_path: Path) -> None:
     result = run_cli(*command_line("evaluate", copy, tmp_path))
     assert_names_the_shard(result, path)
     assert "masks[1, 4]" in result.output and f"clevr-remv verify {copy}`" in result.output
+
+
+@pytest.mark.parametrize("dataset, chunk, where", [("images", CHUNK, "images[1, 4]"), ("depth", 0, "depth[0, 0]"),
+                                                   ("masks", 17, "masks[1, 8]")])
+def test_expressions_names_the_chunk_it_would_copy_and_changes_nothing(dataset: str, chunk: int, where: str,
+                                                                        copy: Path, tmp_path: Path) -> None:
+    """`expressions` copies the pixel chunks without decoding them: a damaged one is refused, not carried over."""
+    path = copy / SHARD
+    flip_byte_in_chunk(path, dataset, chunk)
+    before = {p: p.read_bytes() for p in sorted(copy.rglob("*")) if p.is_file()}
+    result = run_cli(*command_line("expressions", copy, tmp_path))
+    assert_names_the_shard(result, path)
+    assert f"({where} fails its checksum)" in result.output
+    assert {p: p.read_bytes() for p in sorted(copy.rglob("*")) if p.is_file()} == before
 
 
 def test_ref_dataset_raises_damaged_shard_for_a_missing_shard(copy: Path) -> None:

@@ -19,6 +19,7 @@ from clevr_remv.produce.finish import dataset_manifest, stage_dataset_files
 from clevr_remv.scene.description import Scene
 from clevr_remv.store import (
     ShardReader,
+    bad_pixel_chunk,
     replace_refs,
     require_manifest,
     shard_is_complete,
@@ -80,6 +81,12 @@ def stored_scenes(path: Path, root: Path) -> tuple[list[tuple[Scene, np.ndarray]
         raise DamagedShard(path, describe_read_error(error), root) from error
     if not shard_is_complete(path):  # replace_refs copies the rest: it must be all there
         raise DamagedShard(path, "a dataset is missing or has the wrong length", root)
+    try:  # ...and replace_refs copies the pixel chunks without decoding them: check them here
+        bad = bad_pixel_chunk(path)
+    except (OSError, KeyError, ValueError) as error:
+        raise DamagedShard(path, describe_read_error(error), root) from error
+    if bad is not None:
+        raise DamagedShard(path, bad, root)
     return scenes, attrs
 
 

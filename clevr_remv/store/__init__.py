@@ -14,6 +14,7 @@ from clevr_remv.store.refs import RefTable
 from clevr_remv.store.shard import (
     SCHEMA_VERSION,
     ShardWriter,
+    bad_pixel_chunk,
     read_shard_attrs,
     replace_refs,
     shard_is_complete,
@@ -29,6 +30,7 @@ __all__ = [
     "ShardReader",
     "ShardWriter",
     "atomic_path",
+    "bad_pixel_chunk",
     "dataset_id",
     "read_manifest",
     "read_shard_attrs",

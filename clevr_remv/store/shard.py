@@ -479,6 +479,51 @@ def shard_is_complete(path: Path) -> bool:
         return False
 
 
+def bad_pixel_chunk(path: Path) -> str | None:
+    """The first pixel chunk of a shard that fails its Fletcher-32 checksum or was never written,
+    as "images[1, 4] fails its checksum"; None when every one passes.
+
+    For a command that copies the chunks without decoding them (`replace_refs`): it reads each
+    stored chunk's bytes and checks the checksum HDF5 wrote after compression, so nothing is
+    decompressed.
+    """
+    with h5py.File(Path(path), "r") as f:
+        for name in PIXEL_DATASETS:
+            ds = f.get(name)
+            if ds is None:
+                continue
+            plist = ds.id.get_create_plist()
+            names = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+            if h5py.h5z.FILTER_FLETCHER32 not in names:
+                continue  # verify refuses a pixel dataset without checksums
+            skipped = 1 << names.index(h5py.h5z.FILTER_FLETCHER32)
+            stored: dict[tuple[int, ...], int] = {}
+            ds.id.chunk_iter(lambda info: stored.__setitem__(info.chunk_offset, info.filter_mask))
+            for row in range(ds.shape[0]):
+                for v in range(ds.shape[1]):
+                    offset = (row, v) + (0,) * (ds.ndim - 2)
+                    if offset not in stored:
+                        return f"{name}[{row}, {v}] was never written"
+                    if not stored[offset] & skipped and not _fletcher32_ok(ds.id.read_direct_chunk(offset)[1]):
+                        return f"{name}[{row}, {v}] fails its checksum"
+    return None
+
+
+def _fletcher32_ok(chunk: bytes) -> bool:
+    """Whether a stored chunk's last 4 bytes are HDF5's Fletcher-32 of the rest (H5checksum.c:
+    big-endian 16-bit words, the sums folded modulo 65535, stored little-endian)."""
+    if len(chunk) < 4:
+        return False
+    data = np.frombuffer(chunk, np.uint8, len(chunk) - 4)
+    if data.size % 2:
+        data = np.append(data, np.uint8(0))
+    words = data.view(">u2").astype(np.int64)
+    sum1 = int(words.sum()) % 65535
+    sum2 = int(words @ np.arange(words.size, 0, -1, dtype=np.int64)) % 65535
+    stored = int.from_bytes(chunk[-4:], "little")
+    return sum1 == (stored & 0xFFFF) % 65535 and sum2 == (stored >> 16) % 65535
+
+
 def attrs_dict(f: h5py.File) -> dict[str, Any]:
     """The attributes of an open file as plain Python values (JSON-encoded ones stay strings)."""
     return {key: _plain(value) for key, value in f.attrs.items()}
@@ -510,5 +555,6 @@ __all__ = [
     "write_shard",
     "replace_refs",
     "shard_is_complete",
+    "bad_pixel_chunk",
     "read_shard_attrs",
 ]
