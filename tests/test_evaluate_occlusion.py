@@ -76,3 +76,27 @@ def test_by_occlusion_needs_visible_fractions(tiny_dataset: Path, tmp_path: Path
     assert result.exit_code == 1 and "no refs/visible_fraction" in result.output
     result = run_cli("evaluate", str(old), "--split", "train", "--baseline", "oracle", "--by", "color")
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("views, caption", [("all", "train, all 9 views"), ("0,1,2,3,4,5,6,7", "train, views 0,1,2,3,4,5,6,7")])
+def test_by_occlusion_plot_title_says_the_views_in_few_words(lightfield_dataset: Path, tmp_path: Path, views: str,
+                                                             caption: str) -> None:
+    """Issue item 7: `--views all` printed every index in the subtitle, off the figure for 81 views."""
+    from unittest import mock
+
+    from clevr_remv.evaluation import by_occlusion
+
+    with mock.patch.object(by_occlusion, "plot_bins") as plot:
+        result = run_cli("evaluate", str(lightfield_dataset), "--split", "train", "--baseline", "oracle",
+                         "--views", views, "--by", "occlusion", "--plot", str(tmp_path / "o.png"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert plot.call_args.args[1].splitlines()[1] == caption
+
+
+def test_a_long_view_list_is_shortened_with_its_count() -> None:
+    from clevr_remv.data.selection import views_caption
+
+    assert views_caption(range(81), 9) == "all 81 views"
+    assert views_caption([40], 9) == "center view (40)"
+    caption = views_caption(list(range(0, 81, 2)), 9)
+    assert caption.startswith("41 views: 0,2,4,") and caption.endswith(",76,78,80") and len(caption) <= 48

@@ -60,6 +60,31 @@ def describe_views(views: Sequence[int], grid: int) -> str:
     return listed
 
 
+def views_caption(views: Sequence[int], grid: int, width: int = 48) -> str:
+    """A view selection as a figure's caption, never wider than about `width` characters: "all 81
+    views", "center view (40)", "corners (0,8,72,80)", "views 0,1,2"; a longer list keeps its ends
+    and its count: "41 views: 0,2,4,6,...,76,78,80"."""
+    words = describe_views(views, grid)
+    if words.startswith("all "):
+        return f"{words} views"
+    if words.startswith("center "):
+        return words.replace("center", "center view", 1)
+    if words.startswith("corners "):
+        return words
+    caption = f"view{'s' if len(views) != 1 else ''} {words}"
+    if len(caption) <= width:
+        return caption
+    listed = [str(v) for v in views]
+
+    def shortened(n: int) -> str:
+        return f"{len(views)} views: {','.join(listed[:n])},...,{','.join(listed[-n:])}"
+
+    n = 1
+    while 2 * (n + 1) < len(listed) and len(shortened(n + 1)) <= width:
+        n += 1
+    return shortened(n)
+
+
 def rig_grid(manifest: dict[str, Any]) -> int:
     """N of the N x N rig a dataset was rendered with, from its manifest."""
     grid = manifest.get("config", {}).get("grid")

@@ -95,10 +95,12 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     path = Path(path)
     fmt = check_suffix(path, PICTURE_SUFFIXES, "plot_report")
     if evaluation.by_occlusion is not None:  # --by occlusion: overall IoU against the visible fraction
+        from clevr_remv.data.selection import views_caption
         from clevr_remv.evaluation.by_occlusion import plot_bins
 
+        r = evaluation.report
         plot_bins(evaluation.by_occlusion, f"Overall IoU by visible fraction: {evaluation.source}\n"
-                  f"{evaluation.split}, views {','.join(map(str, evaluation.report.chosen))}", path, fmt)
+                  f"{evaluation.split}, {views_caption(r.chosen, r.grid)}", path, fmt)
         return
     import matplotlib
 
