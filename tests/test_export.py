@@ -80,7 +80,11 @@ def test_refer_loads_every_ref_with_the_shards_sentence_mask_and_split(tiny_data
         pairs = shard_pairs(tiny_dataset, split)
         for rid in refer.getRefIds(split=split):
             ref = refer.Refs[rid]
-            path, row, obj, sentence, _ = pairs[ref["clevr_remv_ref_id"]]
+            path, row, obj, sentence, _ = pairs[ref["clevr_remv_ref_id"]]  # the package's ref_id: refs/id
+            # REFER's ref_id is the package's sample_id of the (pair, view) (docs/output-format.md, "Ids")
+            split_no = DatasetReader(tiny_dataset).splits.index(split) + 1
+            assert rid == common.sample_id(split_no, ref["clevr_remv_ref_id"], ref["view"])
+            assert common.sample_parts(rid) == (split_no, ref["clevr_remv_ref_id"], ref["view"])
             assert ref["split"] == split and ref["object"] == obj
             assert [s["raw"] for s in ref["sentences"]] == [sentence]
             assert ref["sent_ids"] == [s["sent_id"] for s in ref["sentences"]]

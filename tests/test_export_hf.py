@@ -77,10 +77,14 @@ def test_load_dataset_gives_refdataset_row_by_row(hf, tiny_dataset: Path, hf_all
             assert mask.dtype == bool and row["mask"].mode == "1"
             np.testing.assert_array_equal(mask, sample["mask"])
             view, pair = sample["view"], sample["ref_id"]
-            assert (row["sentence"], row["pair_id"], row["scene"], row["object"], row["view"], row["split"]) == (
+            # the ids mean what docs/output-format.md's "Ids" says: ref_id is the pair's refs/id, as in
+            # RefDataset and predictions; sample_id the (pair, view) across splits; pair_id ref_id's old name
+            assert (row["sentence"], row["ref_id"], row["scene"], row["object"], row["view"], row["split"]) == (
                 sample["sentence"], pair, sample["scene"], sample["object"], view, split)
+            assert row["pair_id"] == row["ref_id"]
             assert (row["view_row"], row["view_col"]) == divmod(view, 3)
-            assert row["ref_id"] == common.ref_id(numbers.index(split) + 1, pair, view)
+            assert row["sample_id"] == common.sample_id(numbers.index(split) + 1, pair, view)
+            assert common.sample_parts(row["sample_id"]) == (numbers.index(split) + 1, pair, view)
             assert row["image_id"] == common.image_id(numbers.index(split) + 1, sample["scene"], view)
             assert row["bbox"] == box(sample["mask"]) and row["visible"] is True
             assert np.float32(row["visible_fraction"]) == np.float32(sample["visible_fraction"])
@@ -106,7 +110,7 @@ def test_streaming_gives_the_first_sample_from_one_small_row_group(hf, hf_all: P
     stream = load(hf, hf_all, split="train", streaming=True)
     first = next(iter(stream))
     whole = load(hf, hf_all, split="train")[0]
-    assert first["ref_id"] == whole["ref_id"] and first["sentence"] == whole["sentence"]
+    assert first["sample_id"] == whole["sample_id"] and first["sentence"] == whole["sentence"]
     np.testing.assert_array_equal(np.asarray(first["image"]), np.asarray(whole["image"]))
     [path] = (hf_all / "data").glob("train-*.parquet")
     assert path.name == "train-00000-of-00001.parquet"
@@ -125,7 +129,7 @@ def test_max_file_size_splits_a_split_into_numbered_files(hf, tiny_dataset: Path
     assert [f.name for f in files] == [f"train-{k:05d}-of-{len(files):05d}.parquet" for k in range(len(files))]
     assert summary["parquet"]["files"]["train"] == [f"data/{f.name}" for f in files]
     one, many = load(hf, hf_all, split="train"), load(hf, out, split="train")
-    assert many["ref_id"] == one["ref_id"] and many["pair_id"] == one["pair_id"]
+    assert many["sample_id"] == one["sample_id"] and many["ref_id"] == one["ref_id"]
 
 
 def test_parts_regroup_into_whole_groups_and_files_under_the_limit(hf_all: Path, tmp_path: Path) -> None:
@@ -135,7 +139,7 @@ def test_parts_regroup_into_whole_groups_and_files_under_the_limit(hf_all: Path,
     template = pq.read_table(source).slice(0, 1).to_pylist()[0]
     schema, parts, n = arrow_schema(), [], 0
     for k, count in enumerate((250, 333, 417)):
-        rows = [{**template, "ref_id": n + i} for i in range(count)]
+        rows = [{**template, "sample_id": n + i} for i in range(count)]
         parts.append(tmp_path / f"part{k}.parquet")
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), parts[-1], row_group_size=77)
         n += count
@@ -149,7 +153,7 @@ def test_parts_regroup_into_whole_groups_and_files_under_the_limit(hf_all: Path,
     sizes = [[t.read_row_group(g).nbytes for g in range(t.num_row_groups)] for t in tables]
     assert all(sum(s) <= limit for s in sizes)
     assert all(sum(s) + nxt[0] > limit for s, nxt in zip(sizes, sizes[1:]))  # no room for the next group
-    assert pa.concat_tables([pq.read_table(f) for f in files])["ref_id"].to_pylist() == list(range(1000))
+    assert pa.concat_tables([pq.read_table(f) for f in files])["sample_id"].to_pylist() == list(range(1000))
     assert num_bytes == pytest.approx(sum(map(sum, sizes)), rel=0.01)  # read back: validity bitmaps added
     assert pq.read_schema(files[0]).metadata == schema.metadata
     assert not any(part.exists() for part in parts)  # each removed once copied: the export's size on disk once
@@ -177,11 +181,11 @@ def test_include_hidden_adds_the_hidden_pairs_with_visible_false(hf, tiny_datase
     assert default["splits"]["train"]["rows"] == len(RefDataset(source, "train", views="all"))
     assert every["splits"]["train"]["rows"] == len(RefDataset(source, "train", views="all", visible_only=False))
     assert every["splits"]["train"]["hidden"] == every["splits"]["train"]["rows"] - default["splits"]["train"]["rows"] >= 3
-    rows = load(hf, tmp_path / "every", split="train").select_columns(["pair_id", "view", "visible"])
-    off = {(r["pair_id"], r["view"]) for r in rows if not r["visible"]}
+    rows = load(hf, tmp_path / "every", split="train").select_columns(["ref_id", "view", "visible"])
+    off = {(r["ref_id"], r["view"]) for r in rows if not r["visible"]}
     assert {(hidden[0], 0), (hidden[0], 4), (hidden[1], 8)} <= off
-    shown = load(hf, tmp_path / "visible", split="train").select_columns(["pair_id", "view"])
-    assert not off & {(r["pair_id"], r["view"]) for r in shown}
+    shown = load(hf, tmp_path / "visible", split="train").select_columns(["ref_id", "view"])
+    assert not off & {(r["ref_id"], r["view"]) for r in shown}
 
 
 def test_the_output_folder_holds_card_summary_and_data(hf, hf_all: Path) -> None:

@@ -49,7 +49,7 @@ def test_every_sample_equals_its_shard(tiny_dataset: Path) -> None:
     seen = set()
     for i in range(len(ds)):
         s = ds[i]
-        path, ref = next((p, r) for p, r in refs if r["id"] == s["ref_id"])
+        path, ref = next((p, r) for p, r in refs if r["id"] == s["ref_id"])  # ref_id: the split's refs/id
         with h5py.File(path, "r") as f:
             np.testing.assert_array_equal(s["image"], f["images"][ref["row"], s["view"]])
             np.testing.assert_array_equal(s["mask"], f["masks"][ref["row"], s["view"]] == ref["object"])

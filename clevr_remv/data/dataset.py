@@ -4,7 +4,8 @@
 
     train = RefDataset("out", "train")                    # centre view only, as the thesis trains
     test = RefDataset("out", "test", views="corners")     # the four corner views
-    sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id, scene, object, view,
+    sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id (the pair's refs/id in
+                       # its split, as in predictions; docs/output-format.md, "Ids"), scene, object, view,
                        # visible_fraction (the referent's visible / amodal pixels in that view; NaN
                        # in datasets rendered before it existed)
 

@@ -43,7 +43,9 @@ T = TypeVar("T")
 VIEW_STRIDE = 1_000
 SPLIT_STRIDE = 100_000_000
 OBJECT_STRIDE = 100
-# ref_id = (split_no * PAIR_STRIDE + refs/id) * VIEW_STRIDE + view: one ref per (pair, view).
+# sample_id = (split_no * PAIR_STRIDE + ref_id) * VIEW_STRIDE + view: one id per (pair, view), unique
+# across splits, where ref_id is the pair's refs/id within its split (docs/output-format.md, "Ids").
+# export refcoco stores it as REFER's `ref_id` (REFER has one image per ref), export hf as `sample_id`.
 PAIR_STRIDE = 1_000_000_000
 
 CATEGORIES: list[dict[str, Any]] = [
@@ -63,10 +65,21 @@ def ann_id(image: int, obj: int) -> int:
     return image * OBJECT_STRIDE + obj
 
 
-def ref_id(split_no: int, pair: int, view: int) -> int:
-    if not 0 <= pair < PAIR_STRIDE:
-        raise ValueError(f"refs/id {pair} too large for the export's id scheme")
-    return (split_no * PAIR_STRIDE + pair) * VIEW_STRIDE + view
+def sample_id(split_no: int, ref_id: int, view: int) -> int:
+    """The id of one (pair, view), unique across splits: pair `ref_id` (its refs/id in split number
+    `split_no`, 1, 2, 3 ... in manifest order) seen from `view`."""
+    if not 0 <= ref_id < PAIR_STRIDE:
+        raise ValueError(f"refs/id {ref_id} too large for the export's id scheme")
+    if not 0 <= view < VIEW_STRIDE:
+        raise ValueError(f"view {view} too large for the export's id scheme")
+    return (split_no * PAIR_STRIDE + ref_id) * VIEW_STRIDE + view
+
+
+def sample_parts(sample: int) -> tuple[int, int, int]:
+    """(split_no, ref_id, view) of a `sample_id`: its inverse, for reading an export's ids back."""
+    pair_part, view = divmod(sample, VIEW_STRIDE)
+    split_no, ref = divmod(pair_part, PAIR_STRIDE)
+    return split_no, ref, view
 
 
 def view_file_name(split: str, scene: int, view: int) -> str:

@@ -26,8 +26,8 @@ from clevr_remv.export.common import (
     ExportPlan,
     ExportView,
     Pair,
-    ref_id,
     run_shards,
+    sample_id,
     staged_directory,
     summary,
     tokens,
@@ -44,8 +44,12 @@ REFS_NAME = f"refs({SPLIT_BY}).p"
 
 
 def ref_record(item: ExportView, pair: Pair, ann: dict[str, Any]) -> dict[str, Any]:
-    """A ref dict with every field REFER and the RES data loaders read, plus our provenance."""
-    rid = ref_id(item.split_no, pair.id, item.view)
+    """A ref dict with every field REFER and the RES data loaders read, plus our provenance.
+
+    REFER's `ref_id` (and `sent_id`) is the package's `sample_id` of this (pair, view): REFER has one
+    image per ref, so a ref is a (pair, view) here. `clevr_remv_ref_id` is the package's `ref_id`, the
+    pair's refs/id in its split (docs/output-format.md, "Ids")."""
+    rid = sample_id(item.split_no, pair.id, item.view)
     words = tokens(pair.sentence)
     return {
         "ref_id": rid, "ann_id": ann["id"], "image_id": item.image_id, "split": item.split,
