@@ -1,0 +1,178 @@
+"""The documentation site reads offline: nothing it needs comes from a CDN.
+
+The site is built once (`mkdocs build --strict`, as .ci/run does) into a temporary folder. Its HTML
+must name no external script, stylesheet or font (Material's Google Fonts are off, `theme.font:
+false`), and docs/architecture.md's ```mermaid diagrams must be drawn by the bundled
+docs/assets/javascripts/mermaid.min.js: the page is opened from a local http.server in headless
+Chromium whose host resolver fails every name, and every request it makes is read from its
+performance log. Without chromium and chromedriver the browser test skips, except under CI=true,
+where it fails (.ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# What a page may not load from elsewhere: any http(s) script or stylesheet, and the CDNs by name anywhere
+# in a tag (Material's defaults: Google Fonts, and mermaid from unpkg or jsdelivr).
+EXTERNAL_TAG = re.compile(
+    r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^>]*>"""
+    r"""|<link\b[^>]*\brel\s*=\s*["']?[^"'>]*(?:stylesheet|preload|preconnect|modulepreload)[^>]*>""",
+    re.IGNORECASE,
+)
+CDN = re.compile(r"fonts\.googleapis|fonts\.gstatic|unpkg\.com|jsdelivr", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("mkdocs", reason="the docs extra (pip install -e '.[docs]')")
+    out = tmp_path_factory.mktemp("site")
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return out
+
+
+def test_no_page_loads_from_a_cdn(site: Path) -> None:
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 10
+    found = []
+    for page in pages:
+        for tag in re.findall(r"<(?:script|link)\b[^>]*>", page.read_text(encoding="utf-8"), re.IGNORECASE):
+            external = re.search(r"""\b(?:src|href)\s*=\s*["']?(?:https?:)?//""", tag, re.IGNORECASE)
+            if CDN.search(tag) or (external and (tag.lower().startswith("<script")
+                                                 or EXTERNAL_TAG.match(tag))):
+                found.append(f"{page.relative_to(site)}: {tag}")
+    assert not found, "external scripts, stylesheets or fonts:\n" + "\n".join(found)
+    css = [p for p in site.rglob("*.css") if CDN.search(p.read_text(encoding="utf-8", errors="replace"))]
+    assert not css, f"stylesheets naming a CDN: {css}"
+    # The bundled mermaid is in the site, and the architecture page loads it.
+    assert (site / "assets/javascripts/mermaid.min.js").stat().st_size > 1_000_000
+    assert "assets/javascripts/mermaid.min.js" in (site / "architecture/index.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def server(site: Path):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def offline_browser():
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        reason = (f"needs Debian's chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
+                  "apt-get install chromium chromium-driver (.ci/run does)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1400,1000",
+                # Offline: every host name fails to resolve; only the local server's address is reachable.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    profile = tempfile.mkdtemp(prefix="clevr-remv-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    # An explicit driver path: selenium-manager would try to download one.
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def requested(browser) -> list[str]:
+    """Every URL the browser asked for since the last call (Chrome's performance log)."""
+    urls = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def drawn_diagrams(browser) -> list[dict]:
+    """The SVGs inside the page's .mermaid blocks. Material draws each into a closed shadow root, which
+    the page's scripts cannot see: the DevTools protocol's DOM, with shadow roots pierced, can."""
+    root = browser.execute_cdp_cmd("DOM.getDocument", {"depth": -1, "pierce": True})["root"]
+
+    def walk(node, inside_mermaid=False):
+        attributes = dict(zip(node.get("attributes", [])[::2], node.get("attributes", [])[1::2]))
+        inside_mermaid = inside_mermaid or "mermaid" in attributes.get("class", "").split()
+        if inside_mermaid and node.get("localName") == "svg":
+            yield node
+            return
+        for child in node.get("children", []) + node.get("shadowRoots", []):
+            yield from walk(child, inside_mermaid)
+
+    def count(node, stats):
+        attributes = dict(zip(node.get("attributes", [])[::2], node.get("attributes", [])[1::2]))
+        if node.get("localName") == "g" and "node" in attributes.get("class", "").split():
+            stats["nodes"] += 1
+        if node.get("nodeType") == 3 and node.get("nodeValue", "").strip():
+            stats["labels"].append(node["nodeValue"].strip())
+        for child in node.get("children", []):
+            count(child, stats)
+        return stats
+
+    return [count(svg, {"nodes": 0, "labels": []}) for svg in walk(root)]
+
+
+def test_the_architecture_diagram_draws_offline(site: Path, server: str, offline_browser) -> None:
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = offline_browser
+    # The network really is blocked: the CDN Material would fetch mermaid from does not resolve.
+    with pytest.raises(WebDriverException, match="ERR_NAME_NOT_RESOLVED"):
+        browser.get("https://unpkg.com/mermaid@11/dist/mermaid.min.js")
+    requested(browser)
+
+    browser.get(f"{server}/architecture/")
+    expected = (site / "architecture/index.html").read_text(encoding="utf-8").count('class="mermaid"')
+    assert expected > 0
+    try:
+        WebDriverWait(browser, 20, poll_frequency=0.2).until(lambda b: len(drawn_diagrams(b)) == expected)
+    except TimeoutException:
+        shown = browser.execute_script("""return [...document.querySelectorAll('article pre')]
+            .map(p => p.textContent.trim()).filter(t => t.startsWith('flowchart')).map(t => t.slice(0, 60))""")
+        pytest.fail(f"{len(drawn_diagrams(browser))} of {expected} diagrams drawn offline; shown as text: {shown}")
+    for svg in drawn_diagrams(browser):
+        # A drawn flowchart: boxes with their labels, not the ```mermaid source as text.
+        assert svg["nodes"] > 3 and svg["labels"], svg
+    assert "flowchart TD" not in browser.execute_script("return document.querySelector('article').innerText")
+    outside = [url for url in requested(browser) if not url.startswith((server, "data:", "blob:"))]
+    assert not outside, f"the page asked the network for: {outside}"
