@@ -258,3 +258,33 @@ def test_a_stopped_stats_run_leaves_the_old_figures_or_all_new(tiny_dataset: Pat
     assert result.exit_code == (130 if stop is KeyboardInterrupt else 1), result.output
     assert sorted(p.name for p in figdir.iterdir()) == ["stats.json"] and (figdir / "stats.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]  # no drafts left beside it
+
+
+@pytest.mark.parametrize("histogram, mean", [
+    ({"3": 40, "4": 55, "5": 70, "6": 80, "7": 95, "8": 120, "9": 118, "10": 60}, 8.04),  # the issue's figure
+    ({"3": 120, "4": 90, "5": 60, "6": 20}, 3.9),
+])
+def test_the_mean_label_overlaps_no_count(histogram: dict, mean: float) -> None:
+    """Issue item 7: "mean 8.04" was written over the count on the tallest bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clevr_remv.stats.figures import _histogram_panel
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    _histogram_panel(ax, histogram, mean, "C0", "objects", "pairs", "(a) train")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend()
+    labels = [t for t in ax.texts if t.get_text().startswith("mean")] + ([legend] if legend else [])
+    counts = [t for t in ax.texts if not t.get_text().startswith("mean")]
+    assert labels and len(counts) == len(histogram)
+    assert any("mean 8.04" in t.get_text() or "mean 3.90" in t.get_text()
+               for t in ax.texts + (legend.get_texts() if legend else []))
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert not any(box.overlaps(c.get_window_extent(renderer)) for c in counts)
+        assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches)
+    plt.close(fig)

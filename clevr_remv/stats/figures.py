@@ -86,7 +86,8 @@ def _colour(split: str, index: int) -> str:
 
 def _histogram_panel(ax: Any, histogram: dict[str, int], mean: float | None, colour: str,
                      xlabel: str, ylabel: str, title: str) -> None:
-    """Bars of a histogram, counts on top when they fit, the mean as a labelled vertical line."""
+    """Bars of a histogram, counts on top when they fit, the mean as a vertical line named in a legend
+    placed where no bar or count is (a label beside the line overlapped the counts)."""
     from matplotlib.ticker import MaxNLocator
 
     xs = [int(k) for k in histogram]
@@ -95,15 +96,15 @@ def _histogram_panel(ax: Any, histogram: dict[str, int], mean: float | None, col
     if len(xs) <= 14:
         ax.bar_label(bars, labels=[f"{y:,}" for y in ys], fontsize=8, padding=2)
     if mean is not None:
-        ax.axvline(mean, color="black", linestyle="--", linewidth=1.2)
-        ax.annotate(f"mean {mean:.2f}", xy=(mean, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -14),
-                    textcoords="offset points", fontsize=9)
+        ax.axvline(mean, color="black", linestyle="--", linewidth=1.2, label=f"mean {mean:.2f}")
     ax.set_xticks(xs)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.margins(y=0.12)
+    if mean is not None:
+        ax.legend(loc="best", fontsize=9, handlelength=1.5, framealpha=0.9)
 
 
 def objects_and_words(split: str, s: dict[str, Any], colour: str) -> Any:
