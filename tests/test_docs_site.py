@@ -5,8 +5,9 @@ must name no external script, stylesheet or font (Material's Google Fonts are of
 false`), and docs/architecture.md's ```mermaid diagrams must be drawn by the bundled
 docs/assets/javascripts/mermaid.min.js: the page is opened from a local http.server in headless
 Chromium whose host resolver fails every name, and every request it makes is read from its
-performance log. Without chromium and chromedriver the browser test skips, except under CI=true,
-where it fails (.ci/run installs them).
+performance log: all of it is local but the repository facts that decorate the header's
+repository link (GitHub's API), which the page does without. Without chromium and chromedriver the
+browser test skips, except under CI=true, where it fails (.ci/run installs them).
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def test_no_page_loads_from_a_cdn(site: Path) -> None:
     # The bundled mermaid is in the site, and the architecture page loads it.
     assert (site / "assets/javascripts/mermaid.min.js").stat().st_size > 1_000_000
     assert "assets/javascripts/mermaid.min.js" in (site / "architecture/index.html").read_text(encoding="utf-8")
+
+
+def test_every_page_links_the_repository_and_its_source(site: Path) -> None:
+    import yaml
+
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+    repo, edit = config["repo_url"].rstrip("/"), config["edit_uri"].strip("/")
+    for source in sorted((ROOT / "docs").rglob("*.md")):
+        name = source.relative_to(ROOT / "docs").as_posix()
+        built = site / ("index.html" if name == "index.md" else name.removesuffix(".md") + "/index.html")
+        if not built.is_file():  # a page outside the site (not in nav and not built)
+            continue
+        html = built.read_text(encoding="utf-8")
+        assert f'href="{repo}"' in html, name
+        assert f'href="{repo}/{edit}/{name}"' in html, name
 
 
 @pytest.fixture(scope="module")
@@ -174,5 +190,8 @@ def test_the_architecture_diagram_draws_offline(site: Path, server: str, offline
         # A drawn flowchart: boxes with their labels, not the ```mermaid source as text.
         assert svg["nodes"] > 3 and svg["labels"], svg
     assert "flowchart TD" not in browser.execute_script("return document.querySelector('article').innerText")
-    outside = [url for url in requested(browser) if not url.startswith((server, "data:", "blob:"))]
+    # The one request allowed out: Material's header asks GitHub's API for the repository's facts (version,
+    # stars, forks; mkdocs.yml repo_url), which only decorate the repository link and are left out offline.
+    local = (server, "data:", "blob:", "https://api.github.com/repos/")
+    outside = [url for url in requested(browser) if not url.startswith(local)]
     assert not outside, f"the page asked the network for: {outside}"
