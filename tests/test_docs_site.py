@@ -17,18 +17,15 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from browser import MISSING, have_chromium, headless_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # What a page may not load from elsewhere: any http(s) script or stylesheet, and the CDNs by name anywhere
 # in a tag (Material's defaults: Google Fonts, and mermaid from unpkg or jsdelivr).
 EXTERNAL_TAG = re.compile(
@@ -101,33 +98,14 @@ def server(site: Path):
 
 @pytest.fixture(scope="module")
 def offline_browser():
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        reason = (f"needs Debian's chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
-                  "apt-get install chromium chromium-driver (.ci/run does)")
+    if not have_chromium():
         if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000",
-                # Offline: every host name fails to resolve; only the local server's address is reachable.
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    profile = tempfile.mkdtemp(prefix="clevr-remv-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    # An explicit driver path: selenium-manager would try to download one.
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    # Offline: every host name fails to resolve; only the local server's address is reachable.
+    with headless_chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                           capabilities={"goog:loggingPrefs": {"performance": "ALL"}}) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def requested(browser) -> list[str]:

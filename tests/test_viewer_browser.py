@@ -10,26 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import MISSING, have_chromium, headless_chromium
 
 from clevr_remv.show.gather import Sentence, load_scene
 from clevr_remv.show.viewer import save_viewer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 INJECTION = ('The cube </script><script>window.__pwned = 1;</script>'
              '<img src=x onerror="window.__pwned = 2"><!--<script>')
 HIDDEN_VIEW = 1  # row 0, col 1: where the first sentence's referent is marked hidden
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()),
-    reason=f"needs Debian's chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER}): "
-           "apt-get install chromium chromium-driver (.ci/run does)",
-)
+pytestmark = pytest.mark.skipif(not have_chromium(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +43,8 @@ def page(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="clevr-remv-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    # An explicit driver path: selenium-manager would try to download one.
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def open_page(browser, page: tuple[Path, dict]):
