@@ -187,8 +187,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         module = item.path.name
         if module == "test_docs_examples.py" and hasattr(item, "callspec"):
-            first = _docs_first_render(item, first_render)
-            needs = first is not None and item.callspec.params["index"] >= first
+            first = _docs_first_render(item, first_render)  # a whole page's item (no index) needs its renders
+            needs = first is not None and item.callspec.params.get("index", first) >= first
         else:
             names = BLENDER_TESTS.get(module, set())
             needs = module in BLENDER_MODULES or item.originalname in names or item.name in names

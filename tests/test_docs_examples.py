@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -195,3 +196,84 @@ def test_block(page: Path, index: int, places: dict[str, PagePlace], docs_datase
     evaluate(place, block)
     if not block.region.evaluator.ran:
         pytest.skip(f"{page.name}: skipped by the skip directive before line {block.line}")
+
+
+# -- what a reader sees: the dataset each page states, and each page pasted into one fresh interpreter
+
+# The sentence that tells a page's reader which dataset its examples read and how to make it; the
+# fixture above is that dataset (test_every_page_states_the_dataset_its_examples_read checks both).
+STATEMENT = "The examples on this page read `out/`, the docs' example dataset"
+DOCS_DATASET_COMMAND = "clevr-remv render --scenes 5 --width 32 --height 24 --rig 3 --samples 1 --quality draft --out out/"
+# Getting started reads the dataset it renders itself, the README's quickstart (in the tests made tiny).
+OWN_DATASET = {"getting-started.md"}
+NOT_STATED = {"architecture.md"}  # its blocks read the checkout and a config, no dataset
+
+
+def runnable_blocks(page: Path) -> list[tuple[str, str]]:
+    """(language, source) of the page's python and bash blocks that its skip directives leave, in order."""
+    blocks: list[tuple[str, str]] = []
+
+    def note(language: str) -> Callable[[Example], None]:
+        return lambda example: blocks.append((language, example.parsed))
+
+    document = Document.parse(str(page), CodeBlockParser("python", note("python")), CodeBlockParser("bash", note("bash")),
+                              SkipParser())
+    for example in document.examples():
+        with contextlib.suppress(*SKIPPED):
+            example.evaluate()
+    return blocks
+
+
+def one_interpreter_script(blocks: list[tuple[str, str]]) -> str:
+    """The page as a reader pastes it into one Python: its python blocks as written, each bash block (a
+    terminal beside it) run where it stands in the page's order."""
+    parts = ["import subprocess as _docs_subprocess\n"]
+    for language, source in blocks:
+        if language == "python":
+            parts.append(source)
+        else:
+            parts.append(f"_docs_subprocess.run(['bash', '-euo', 'pipefail', '-c', {source!r}], check=True)\n")
+    return "\n".join(parts)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_page_states_the_dataset_its_examples_read() -> None:
+    args = DOCS_DATASET_COMMAND.split()
+    assert args[:2] == ["clevr-remv", "render"] and args[-2:] == ["--out", "out/"]
+    assert [*args[2:-2], "--no-progress"] == DOCS_DATASET_ARGS  # the stated dataset is the fixture's
+    from test_quickstart import quickstart_render
+    started = flat((DOCS / "getting-started.md").read_text(encoding="utf-8"))
+    assert f"`{shlex.join(['clevr-remv', *quickstart_render()])}`" in started.replace("```bash ", "`").replace(" ```", "`")
+    unstated = []
+    for page in pages():
+        name = page.relative_to(DOCS).as_posix()
+        reads = any("out/" in source or '"out"' in source for _, source in runnable_blocks(page))
+        if not reads or name in NOT_STATED | OWN_DATASET:
+            continue
+        text = flat(page.read_text(encoding="utf-8"))
+        if not (STATEMENT in text and f"`{DOCS_DATASET_COMMAND}`" in text):
+            unstated.append(name)
+    assert not unstated, f"pages whose examples read out/ without {STATEMENT!r} and its command: {unstated}"
+
+
+def python_pages() -> list[pytest.param]:
+    return [pytest.param(page, id=page.relative_to(DOCS).as_posix()) for page in pages()
+            if any(language == "python" for language, _ in runnable_blocks(page))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", python_pages())
+def test_page_runs_in_one_fresh_interpreter(page: Path, docs_dataset: Path,
+                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A page's blocks, pasted in order into one fresh Python (bash blocks where they stand), run: a
+    block that leans on an import of another page, or of a later block, fails here."""
+    place = place_for(page, {}, docs_dataset, tmp_path_factory)
+    script = place.folder.parent / f"{page.stem}-pasted.py"
+    script.write_text(one_interpreter_script(runnable_blocks(page)), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=place.folder, env=place.env, capture_output=True,
+                          text=True, timeout=BASH_TIMEOUT_S)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (
+        f"{page.name} pasted into one interpreter: exit {done.returncode}\n{done.stderr[-3000:]}")
