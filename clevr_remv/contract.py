@@ -87,6 +87,12 @@ def _dataset_root_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name in ("train", "val", "test") else path.parent
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 scene", "2 scenes", "1,500 scenes": every message that counts something, so that a tiny
+    dataset's single scene never reads "1 scenes"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def describe_read_error(error: BaseException) -> str:
     """HDF5's message without its multi-line stack: what failed, in a few words."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -345,3 +345,32 @@ def test_a_plain_h5py_file_is_scored_with_one_warning(tiny_dataset, tmp_path):
     assert "could not check" not in runs["recorded"].stderr
     table = lambda run: run.stdout.split("\n", 1)[1]  # noqa: E731  (the first line names the file)
     assert table(runs["plain"]) == table(runs["recorded"])
+
+
+def test_an_mvr_that_cannot_be_computed_reads_n_a_without_a_percent_sign(tiny_dataset: Path) -> None:
+    """Issue item 7: "MVR (overall IoU): n/a %"."""
+    import dataclasses
+
+    from clevr_remv.evaluation import evaluate
+    from clevr_remv.evaluation.scorecard import format_report
+
+    evaluation = evaluate(tiny_dataset, "train", baseline="oracle", views="all")
+    report = dataclasses.replace(evaluation.report, mvr_oiou=float("nan"), mvr_miou=float("nan"))
+    text = format_report(dataclasses.replace(evaluation, report=report))
+    assert "MVR (overall IoU): n/a   MVR (mean IoU): n/a" in text and "n/a %" not in text
+    assert "MVR (overall IoU): 0.00 %" in format_report(evaluation)
+
+
+def test_counts_of_one_are_singular(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Issue item 7: "1 scenes", "1 focal stacks"."""
+    from clevr_remv.contract import counted
+
+    assert [counted(n, "scene") for n in (0, 1, 2, 1500)] == ["0 scenes", "1 scene", "2 scenes", "1,500 scenes"]
+    result = CliRunner().invoke(main, ["export", "focal-stack", str(tiny_dataset), "--out", str(tmp_path / "fs"),
+                                       "--split", "train", "--scenes", "0", "--slices", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "train: 1 focal stack\n" in result.output
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_dataset), "--split", "val", "--baseline", "oracle",
+                                       "--views", "all", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "(8 pairs, 3x3 rig)" in result.output or " pairs, 3x3 rig)" in result.output

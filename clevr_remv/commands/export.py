@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.contract import setup_logging
+from clevr_remv.contract import counted, setup_logging
 
 
 def _splits(value: str | None) -> list[str] | None:
@@ -131,7 +131,7 @@ def _run_lightfield(export: Callable, scenes: str | None, **kwargs) -> dict:
 
 def _report_lightfield(result: dict, out: Path, unit: str) -> None:
     for split, c in result["splits"].items():
-        click.echo(f"{split}: {c['scenes']} {unit}")
+        click.echo(f"{split}: {counted(c['scenes'], unit)}")
     click.echo(f"wrote {out}")
 
 
@@ -147,7 +147,7 @@ def hci(all_views: bool, scenes: str | None, **kwargs) -> None:
     from clevr_remv.export.hci import export_hci
 
     result = _run_lightfield(partial(export_hci, all_views=all_views), scenes, **kwargs)
-    _report_lightfield(result, kwargs["out"], "scene folders")
+    _report_lightfield(result, kwargs["out"], "scene folder")
 
 
 @command.command("lf-mat")
@@ -160,7 +160,7 @@ def lf_mat(compress: bool, scenes: str | None, **kwargs) -> None:
     from clevr_remv.export.lf_mat import export_lf_mat
 
     result = _run_lightfield(partial(export_lf_mat, compress=compress), scenes, **kwargs)
-    _report_lightfield(result, kwargs["out"], ".mat files")
+    _report_lightfield(result, kwargs["out"], ".mat file")
 
 
 @command.command("focal-stack")
@@ -176,7 +176,7 @@ def focal_stack(slices: int, compress: bool, scenes: str | None, **kwargs) -> No
     from clevr_remv.export.focal_stack import export_focal_stack
 
     result = _run_lightfield(partial(export_focal_stack, slices=slices, compress=compress), scenes, **kwargs)
-    _report_lightfield(result, kwargs["out"], "focal stacks")
+    _report_lightfield(result, kwargs["out"], "focal stack")
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}

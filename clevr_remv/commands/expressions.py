@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.contract import setup_logging
+from clevr_remv.contract import counted, setup_logging
 
 log = logging.getLogger("clevr_remv")
 
@@ -27,7 +27,7 @@ def expressions(out: Path, templates: Path | None, verbose: bool) -> None:
     from clevr_remv.store import read_manifest
 
     for split, entry in read_manifest(out)["splits"].items():
-        click.echo(f"{split}: {entry['pairs']} pairs in {entry['scenes']} scenes")
+        click.echo(f"{split}: {counted(entry['pairs'], 'pair')} in {counted(entry['scenes'], 'scene')}")
     click.echo(f"updated {manifest}")
 
 

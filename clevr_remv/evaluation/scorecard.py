@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from clevr_remv.contract import counted
 from clevr_remv.evaluation.metrics import (
     METRIC_KEYS,
     THRESHOLDS,
@@ -54,6 +55,11 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}"
 
 
+def _percent(x: float) -> str:
+    """ "12.34 %", or "n/a" without its sign."""
+    return "n/a" if not math.isfinite(x) else f"{_pct(x)} %"
+
+
 def format_report(evaluation: Evaluation) -> str:
     """The printed table: one row per view (figures in %), mean and std over the chosen views, MVR."""
     r = evaluation.report
@@ -68,7 +74,7 @@ def format_report(evaluation: Evaluation) -> str:
     for name, figures in (("mean", r.mean), ("std", r.std)):
         rows.append([name, "", "", "", "", *(_pct(figures[k]) for k in METRIC_KEYS)])
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(headers)]
-    lines = [f"{evaluation.source} on {evaluation.split} ({evaluation.pairs} pairs, {r.grid}x{r.grid} rig); "
+    lines = [f"{evaluation.source} on {evaluation.split} ({counted(evaluation.pairs, 'pair')}, {r.grid}x{r.grid} rig); "
              f"figures in %"]
     lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
     for i, x in enumerate(rows):
@@ -80,7 +86,7 @@ def format_report(evaluation: Evaluation) -> str:
     if set(r.views) == {centre_view(r.grid)}:
         lines.append("MVR: n/a (only the centre view evaluated)")
     else:
-        lines.append(f"MVR (overall IoU): {_pct(r.mvr_oiou)} %   MVR (mean IoU): {_pct(r.mvr_miou)} %")
+        lines.append(f"MVR (overall IoU): {_percent(r.mvr_oiou)}   MVR (mean IoU): {_percent(r.mvr_miou)}")
     if evaluation.by_occlusion is not None:
         from clevr_remv.evaluation.by_occlusion import format_bins
 
@@ -127,7 +133,7 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     ax.set_xlabel("view column")
     ax.set_ylabel("view row")
     fig.colorbar(image, ax=ax, label="overall IoU")
-    mvr = "n/a" if not math.isfinite(r.mvr_oiou) else f"{100 * r.mvr_oiou:.2f} %"
+    mvr = _percent(r.mvr_oiou)
     ax.set_title(f"Overall IoU per view: {evaluation.source}\n{evaluation.split}, MVR (oIoU) {mvr}", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:

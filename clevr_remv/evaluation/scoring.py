@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clevr_remv.contract import counted
 from clevr_remv.data.selection import ViewSpec, select_views
 from clevr_remv.evaluation.ground_truth import GroundTruth, load_ground_truth
 from clevr_remv.evaluation.metrics import (
@@ -222,7 +223,7 @@ def evaluate(root: Path | str, split: str = "test", predictions: Path | str | No
             to_score = evaluated_views(chosen, truth.grid)
             source = f"baseline {baseline}"
         n_scenes = sum(1 for _ in truth.scenes())
-        log.info("%s: %d pairs in %d scenes of %s, views %s", source, len(truth.ids), n_scenes, split,
+        log.info("%s: %s in %s of %s, views %s", source, counted(len(truth.ids), "pair"), counted(n_scenes, "scene"), split,
                  ",".join(map(str, to_score)))
         tick = progress(n_scenes * len(to_score)) if progress is not None else None
         inter, union, include = count_overlaps(truth, to_score, predict, tick)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clevr_remv.contract import counted
 from clevr_remv.data.lightfield_scenes import PIXELS, LightFieldScene, shard_scenes
 from clevr_remv.data.selection import describe_range, parse_scene_range
 from clevr_remv.export.common import ExportPlan, run_shards, staged_directory, summary
@@ -104,7 +105,7 @@ def export_lightfield(kind: str, write: SceneWriter, root: Path, out: Path, spli
     indices = parse_scene_range(scenes)
     plan = LightFieldPlan(Path(root), splits, indices, views_per_scene, what)
     log.info("exporting %s of %s (%s) as %s into %s", describe_range(indices), ", ".join(plan.splits),
-             f"{plan.total_scenes} scenes", kind, out)
+             counted(plan.total_scenes, "scene"), kind, out)
     with staged_directory(Path(out), Path(root), overwrite) as staging:
         for split in plan.splits:
             (staging / split_folder(kind, split)).mkdir(parents=True, exist_ok=True)

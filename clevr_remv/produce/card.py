@@ -26,6 +26,7 @@ from typing import Any
 
 from clevr_remv import __version__
 from clevr_remv.config import from_dict, quality_preset, render_arguments
+from clevr_remv.contract import counted
 from clevr_remv.stats.collect import collect
 from clevr_remv.stats.report import build_report, markdown_tables
 from clevr_remv.store.transaction import Transaction
@@ -176,7 +177,7 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
         ("image size", f"{config.width} × {config.height} pixels"),
         ("light-field rig", f"{config.grid} × {config.grid} = {config.views} views, baseline {config.baseline:g}, "
                             f"lens {config.lens_mm:g} mm, sensor {config.sensor_mm:g} mm"),
-        ("render quality", f"preset `{preset}`: {_count(quality.samples, 'sample')} per pixel, "
+        ("render quality", f"preset `{preset}`: {counted(quality.samples, 'sample')} per pixel, "
                            f"{'denoised' if quality.denoise else 'not denoised'}, "
                            f"caustics {'on' if quality.caustics else 'off'}"),
         ("objects per scene", f"{config.layout.min_objects}–{config.layout.max_objects}"),
@@ -189,11 +190,6 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
     if arguments is not None:
         command = "clevr-remv render " + " ".join(arguments) + " --out DIR"
     return rows, command
-
-
-def _count(n: int, noun: str) -> str:
-    """ "1 scene", "1,500 scenes": the card reads as prose for a tiny test dataset too."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _per_split(splits: Mapping[str, Mapping[str, Any]], key: str) -> str:
@@ -223,7 +219,7 @@ def _summary(manifest: dict, report: dict) -> str:
         "instance mask and depth for every view and template-generated referring sentences, each naming "
         "exactly one object. A RES model trains on the centre view and is tested on the others; the "
         "Multi-View Robustness (MVR) metric measures how much its IoU drops as the camera moves.\n\n"
-        f"This dataset holds {_count(scenes, 'scene')} and {_count(pairs, 'image-text pair')} "
+        f"This dataset holds {counted(scenes, 'scene')} and {counted(pairs, 'image-text pair')} "
         f"({_per_split(splits, 'scenes')} scenes and {_per_split(splits, 'pairs')} pairs for {names})."
     )
 

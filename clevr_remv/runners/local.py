@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv.config import RenderConfig
+from clevr_remv.contract import counted
 from clevr_remv.gpu.devices import DeviceChoice, WorkerDevice
 from clevr_remv.produce.pixel_path import render_shard
 from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
@@ -299,8 +300,8 @@ class _LocalRun:
             self.executor.stats.startup_s.append(startup)
             log.info("worker %d ready after %.1f s (process start, Blender %s, renderer set-up)", wid, startup, rest[0])
         elif kind == "done":
-            log.info("wrote %s (%d scenes, %d pairs) [worker %d]", worker.shard.path(self.out),
-                     worker.shard.scene_count, rest[1], wid)
+            log.info("wrote %s (%s, %s) [worker %d]", worker.shard.path(self.out),
+                     counted(worker.shard.scene_count, "scene"), counted(rest[1], "pair"), wid)
             self._hand_out(worker)
         elif kind == "failed":
             name, error, disk_full, fatal = rest

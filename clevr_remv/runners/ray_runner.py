@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv.config import RenderConfig
+from clevr_remv.contract import counted
 from clevr_remv.produce.pixel_path import render_shard
 from clevr_remv.runners.outcome import ATTEMPTS, Outcome, describe_error
 from clevr_remv.runners.stopping import (
@@ -133,7 +134,7 @@ class RayExecutor:
                     log.error("%s failed after Ray's retry: %s", shard.name, outcome.failed[shard.name])
                     continue
                 tick(shard.scene_count * config.views)
-                log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
+                log.info("wrote %s (%s, %s)", shard.path(out), counted(shard.scene_count, "scene"), counted(pairs, "pair"))
             if flag.signum is not None:
                 self._cancel(pending)
                 raise RenderInterrupted(flag.signum)

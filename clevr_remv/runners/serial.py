@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clevr_remv.config import RenderConfig
+from clevr_remv.contract import counted
 from clevr_remv.produce.pixel_path import Renderer, render_shard
 from clevr_remv.runners.outcome import Outcome, RetryBook, describe_error
 from clevr_remv.runners.stopping import (
@@ -56,5 +57,5 @@ def render_each(config: RenderConfig, out: Path, todo: list[ShardSpec], tick: Ca
             tick(-views)  # its views will be counted again by the retry
             book.failure(shard, describe_error(error))
             continue
-        log.info("wrote %s (%d scenes, %d pairs)", shard.path(out), shard.scene_count, pairs)
+        log.info("wrote %s (%s, %s)", shard.path(out), counted(shard.scene_count, "scene"), counted(pairs, "pair"))
     return book.failed

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clevr_remv.contract import counted
 from clevr_remv.scene.description import Scene, SceneObject
 from clevr_remv.scene.rig import corner_views
 from clevr_remv.store.reader import DatasetReader, ShardReader
@@ -96,7 +97,7 @@ def load_scene(root: Path | str, split: str, index: int) -> SceneViews:
     count = int(dataset.manifest["splits"][split].get("scenes", 0))
     if not 0 <= index < count:
         have = f"0..{count - 1}" if count else "none"
-        raise ValueError(f"scene {index} out of range: split {split!r} has {count} scenes ({have})")
+        raise ValueError(f"scene {index} out of range: split {split!r} has {counted(count, 'scene')} ({have})")
     for path in dataset.shard_paths(split):
         with ShardReader(path, root) as shard:  # DamagedShard when missing or unreadable
             row = _scene_row(shard, index)

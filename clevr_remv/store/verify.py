@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from clevr_remv.config import RenderConfig, from_dict
+from clevr_remv.contract import counted
 from clevr_remv.scene.description import SPLITS, Scene
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from clevr_remv.store.columns import (
@@ -107,8 +108,8 @@ class VerifyReport:
         return out
 
     def summary(self) -> str:
-        return (f"checked {len(self.checked)} files: {len(self.problems)} bad; {self.scenes} scenes, "
-                f"{self.pairs} pairs, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s")
+        return (f"checked {counted(len(self.checked), 'file')}: {len(self.problems)} bad; "
+                f"{counted(self.scenes, 'scene')}, {counted(self.pairs, 'pair')}, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s")
 
 
 # ---------------------------------------------------------------------------- one shard
