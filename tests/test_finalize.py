@@ -147,3 +147,18 @@ def test_finalize_rebuilds_a_corrupt_manifest(single_run: Path, tmp_path: Path, 
     assert result.exit_code == 0, result.output
     assert read_manifest(out) == read_manifest(single_run)
     assert run_cli("verify", str(out), "--no-progress").exit_code == 0
+
+
+@pytest.mark.blender
+def test_a_render_says_dataset_complete_once(tmp_path: Path) -> None:
+    """Issue item 7: the log line and the command's own line both said it (on stderr and stdout)."""
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([str(Path(sys.executable).parent / "clevr-remv"), "render", "--scenes", "1", "--out", str(out),
+                           "--width", "16", "--height", "12", "--rig", "3", "--samples", "1", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "(1 scene, " in done.stderr, done.stderr  # not "1 scenes"
+    said = (done.stdout + done.stderr).count("dataset complete")
+    assert said == 1 and done.stdout.strip().endswith(f"dataset complete: {out / 'dataset.json'}"), done.stdout + done.stderr

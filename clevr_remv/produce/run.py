@@ -162,8 +162,6 @@ def run(config: RenderConfig, out: Path, executor: Executor,
         # temporary through the first sweep; it is gone by now.
         sweep_stale_temporaries(out)
     manifest = finish_dataset(config, out, blender or blender_from_shards(config, out))
-    if manifest:
-        log.info("dataset complete: %s", manifest)
     return RunResult(todo, done, manifest, failed)
 
 
