@@ -226,7 +226,19 @@ def guarded(call: Callable[[], Any], prog: str = "clevr-remv") -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
-class ContractGroup(click.Group):
+class WholeSummaries(click.Group):
+    """A click group whose help lists each command's whole first sentence, wrapped: click cuts it
+    with "..." to the line's width (about 45 characters after the names), mid-phrase."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class ContractGroup(WholeSummaries):
     """A click group whose commands all keep the contract above: usage errors in one line with
     exit 2, user errors in one line with exit 1, 130/143 on SIGINT/SIGTERM, no 'Aborted!'."""
 

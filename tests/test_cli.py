@@ -266,3 +266,17 @@ def test_a_dataset_of_the_0_2_default_names_its_preset() -> None:
                          if k not in ("caustics", "blur_glossy", "sample_clamp_indirect")}  # 0.2 stored none
     with pytest.raises(OutputConflict, match="quality.caustics=None .now True.*--quality default-0.2 "):
         _compare(RenderConfig(scenes=3).identity(), stored, Path("out/train/shard-00000.h5"))
+
+
+@pytest.mark.parametrize("args", [[], ["export"]])
+def test_help_lists_each_command_s_whole_summary(args: list[str]) -> None:
+    """Issue item 7: click cut the summaries with "..." mid-phrase ("Score referring-segmentation masks on DATASET view...")."""
+    result = invoke(*args, "--help")
+    assert result.exit_code == 0, result.output
+    commands = result.output.split("Commands:", 1)[1]
+    assert "..." not in commands.replace("input_Cam000.png ...", "").replace("CRIS ...", ""), commands
+    joined = " ".join(commands.split())
+    for summary in (["Score referring-segmentation masks on DATASET view by view.",
+                     "Render a dataset into OUT (resumable: complete shards are skipped)."] if not args else
+                    ["COCO instance segmentation: OUT/annotations/instances_SPLIT.json and OUT/SPLIT/*.png."]):
+        assert summary in joined

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.contract import counted, setup_logging
+from clevr_remv.contract import WholeSummaries, counted, setup_logging
 
 
 def _splits(value: str | None) -> list[str] | None:
@@ -66,7 +66,7 @@ def _run(export: Callable, directory: Path, out: Path, views: str, splits: str |
                           progress=not no_progress)
 
 
-@click.group("export")
+@click.group("export", cls=WholeSummaries)
 def command() -> None:
     """Write a rendered dataset in layouts other code bases read unchanged."""
 
