@@ -81,3 +81,17 @@ def test_lightfield_samples_load_in_worker_processes(lightfield_dataset: Path, m
 def test_an_unknown_sample_kind_is_refused(lightfield_dataset: Path) -> None:
     with pytest.raises(ValueError, match="sample 'views': choose 'view' or 'lightfield'"):
         RefDataset(lightfield_dataset, "train", sample="views")
+
+
+def test_a_pair_prints_in_one_readable_line() -> None:
+    """Issue item 7: a Pair printed its 81-element `visible` array."""
+    from clevr_remv.data.lightfield_scenes import Pair
+
+    everywhere = Pair(7, 2, "the red cube", "zero_hop", np.ones(81, bool))
+    assert repr(everywhere) == "Pair(id=7, object=2, sentence='the red cube', family='zero_hop', visible in all 81 views)"
+    few = np.zeros(81, bool)
+    few[[3, 40]] = True
+    assert repr(Pair(7, 2, "x", "f", few)).endswith("visible in 2 of 81 views (3, 40))")
+    many = np.arange(81) % 3 > 0
+    text = repr(Pair(7, 2, "x", "f", many))
+    assert text.endswith("visible in 54 of 81 views)") and "\n" not in text and "True" not in text

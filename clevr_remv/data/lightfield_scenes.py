@@ -46,6 +46,14 @@ class Pair:
     family: str
     visible: np.ndarray  # (V,) bool
 
+    def __repr__(self) -> str:
+        """One readable line: the visible views counted (and listed while few), not an 81-element array."""
+        seen = [int(v) for v in np.flatnonzero(self.visible)]
+        views = (f"all {len(seen)} views" if len(seen) == len(self.visible) else
+                 f"{len(seen)} of {len(self.visible)} views" + (f" ({', '.join(map(str, seen))})" if len(seen) <= 8 else ""))
+        return (f"Pair(id={self.id}, object={self.object}, sentence={self.sentence!r}, family={self.family!r}, "
+                f"visible in {views})")
+
     def record(self) -> dict[str, Any]:
         """JSON form: the visible views listed, not a boolean per view."""
         return {"ref_id": self.id, "object": self.object, "sentence": self.sentence, "family": self.family,
