@@ -229,6 +229,25 @@ def quality_preset(quality: Quality) -> str | None:
     return next((name for name, q in QUALITY_PRESETS.items() if replace(q, samples=quality.samples) == quality), None)
 
 
+# The render option behind each setting that has one, as `_compare` (produce/run.py) names a difference.
+OPTION_OF = {"scenes": "--scenes", "seed": "--seed", "width": "--width", "height": "--height", "grid": "--rig",
+             "baseline": "--baseline", "quality.samples": "--samples", "depth_mantissa_bits": "--depth-bits",
+             "scenes_per_shard": "--scenes-per-shard", "amodal_masks": "--amodal-masks"}
+
+
+def describe_difference(key: str, stored: Any, now: Any) -> str:
+    """One setting that differs, in the words of the options: "--rig 3 (now 5)", "--amodal-masks on (now
+    off)", "--quality's denoise True (now False)"; a setting without an option by its field name."""
+    option = OPTION_OF.get(key)
+    if option is None:
+        if key.startswith("quality."):
+            return f"--quality's {key.removeprefix('quality.')} {stored!r} (now {now!r})"
+        return f"{key}={stored!r} (now {now!r})"
+    if isinstance(stored, bool) or isinstance(now, bool):
+        return f"{option} {'on' if stored else 'off'} (now {'on' if now else 'off'})"
+    return f"{option} {stored} (now {now})"
+
+
 def render_arguments(config: RenderConfig) -> list[str]:
     """The `clevr-remv render` options that give back a config with this `identity()`.
 

@@ -262,4 +262,4 @@ def test_render_amodal_masks_are_stored_bit_packed_and_verified(tmp_path: Path) 
         assert shard.amodal_masks(0, 4).shape == (10, 48, 64)
     # A resume with the flag off is another dataset.
     result = run_cli("render", *args, "--no-progress", "--out", str(out))
-    assert result.exit_code == 1 and "amodal_masks=True (now None)" in result.output
+    assert result.exit_code == 1 and "--amodal-masks on (now off)" in result.output

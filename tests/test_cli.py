@@ -122,10 +122,19 @@ def test_a_settings_conflict_names_every_difference(tiny_dataset: Path) -> None:
         args[args.index(option) + 1] = value
     result = invoke("render", *args, "--out", str(tiny_dataset))
     assert_one_line_error(result, "made with other settings")
-    for difference in ("seed=11 (now 12)", "quality.samples=2 (now 3)", "grid=3 (now 5)", "width=64 (now 80)",
-                       "height=48 (now 40)"):
+    for difference in ("--seed 11 (now 12)", "--samples 2 (now 3)", "--rig 3 (now 5)", "--width 64 (now 80)",
+                       "--height 48 (now 40)"):  # named by their options (issue item 7), not `grid=3`
         assert difference in result.output, result.output
     assert "quality={" not in result.output  # nested settings one by one, not whole dicts
+    assert "grid" not in result.output and "quality.samples" not in result.output
+
+
+def test_a_difference_without_its_own_option_says_so() -> None:
+    from clevr_remv.config import describe_difference
+
+    assert describe_difference("amodal_masks", False, True) == "--amodal-masks off (now on)"
+    assert describe_difference("quality.denoise", True, False) == "--quality's denoise True (now False)"
+    assert describe_difference("lens_mm", 50.0, 35.0) == "lens_mm=50.0 (now 35.0)"
 
 
 def test_version_is_the_generator_version_datasets_record(tiny_dataset: Path) -> None:

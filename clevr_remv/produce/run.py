@@ -16,6 +16,7 @@ from typing import Protocol
 from clevr_remv.config import (
     RenderConfig,
     check_fits_in_memory,
+    describe_difference,
     from_dict,
     render_arguments,
 )
@@ -90,13 +91,13 @@ def check_output(out: Path, config: RenderConfig) -> None:
 
 
 def _compare(ours: dict, theirs: dict, where: Path) -> None:
-    """OutputConflict naming every setting that differs (`quality.samples=2 (now 3)`, ...) and the
+    """OutputConflict naming every setting that differs by its option (`--samples 2 (now 3)`, ...) and the
     options that resume the dataset there (an older version's preset, e.g. `--quality default-0.2`)."""
     stored = theirs
     ours, theirs = _flat(ours), _flat({k: v for k, v in theirs.items() if k != "device"})
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differing:
-        details = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in differing)
+        details = ", ".join(describe_difference(k, theirs.get(k), ours.get(k)) for k in differing)
         try:
             resume = f", or resume it with these options: {shlex.join(render_arguments(from_dict(stored)))}"
         except (KeyError, TypeError, ValueError):  # settings no option expresses
