@@ -50,7 +50,7 @@ def test_finalize_names_missing_shards_then_completes_the_dataset(single_run: Pa
     lines = result.output.strip().splitlines()
     assert lines[0] == "1 of 3 shards are missing or incomplete:"
     assert lines[1] == "  train/shard-00001.h5 (missing, scenes 1..1)"
-    assert lines[-1].startswith("Error: ") and "1 shard(s) missing" in lines[-1]
+    assert lines[-1].startswith("Error: ") and lines[-1].endswith("(1 shard missing or incomplete); dataset.json not written")
     commands = [line.strip() for line in lines if line.strip().startswith("clevr-remv render ")]
     assert len(commands) == 1 and commands[0].endswith("--shard train:1")
     assert not (out / "dataset.json").exists()
@@ -162,3 +162,16 @@ def test_a_render_says_dataset_complete_once(tmp_path: Path) -> None:
     assert "(1 scene, " in done.stderr, done.stderr  # not "1 scenes"
     said = (done.stdout + done.stderr).count("dataset complete")
     assert said == 1 and done.stdout.strip().endswith(f"dataset complete: {out / 'dataset.json'}"), done.stdout + done.stderr
+
+
+def test_finalize_on_a_damaged_dataset_says_its_old_dataset_json_stays(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Issue item 7: it said "dataset.json not written" while the old one was still there."""
+    out = Path(shutil.copytree(tiny_dataset, tmp_path / "out"))
+    (out / "val" / "shard-00000.h5").unlink()
+    before = (out / "dataset.json").read_bytes()
+    result = run_cli("finalize", str(out))
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last == (f"Error: {out} is not complete (1 shard missing or incomplete); the dataset.json already there "
+                    "(written when it was complete) is left as it was"), last
+    assert (out / "dataset.json").read_bytes() == before

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.contract import setup_logging
+from clevr_remv.contract import counted, setup_logging
 
 log = logging.getLogger("clevr_remv")
 
@@ -51,6 +51,12 @@ def command(directory: Path, verbose: bool) -> None:
         click.echo("render them with:")
         for shard in missing:
             click.echo(f"  {render_command(config, directory, shard)}")
-        raise ValueError(f"{directory} is not complete ({len(missing)} shard(s) missing); dataset.json not written")
+        from clevr_remv.store.manifest import manifest_path
+
+        if manifest_path(directory).is_file():  # a complete dataset damaged since: its record stays
+            kept = "the dataset.json already there (written when it was complete) is left as it was"
+        else:
+            kept = "dataset.json not written"
+        raise ValueError(f"{directory} is not complete ({counted(len(missing), 'shard')} missing or incomplete); {kept}")
     manifest = finish_dataset(config, directory, blender_from_shards(config, directory))
     click.echo(f"dataset complete: {manifest}")
