@@ -198,6 +198,9 @@ def test_sentences_and_export_json(lightfield_dataset: Path, hci_export: Path) -
     summary = json.loads((hci_export / "export.json").read_text())
     assert summary["format"] == "hci" and len(summary["scenes"]) == 5
     assert all(s["disp_min"] < s["disp_max"] for s in summary["scenes"])
+    # As export hf's (issue item 7): no absolute local path, the folder names only.
+    assert summary["source"] == lightfield_dataset.resolve().name and summary["out"] == "."
+    assert str(lightfield_dataset.resolve().parent) not in (hci_export / "export.json").read_text()
 
 
 def test_split_and_scene_range_choose_the_folders(lightfield_dataset: Path, tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def test_lf_mat_holds_every_view_as_u_v_h_w_3(lightfield_dataset: Path, tmp_path
                         for v in range(3):
                             np.testing.assert_array_equal(lf[u, v], f["images"][row, u * 3 + v])
     assert len(json.loads((out / "export.json").read_text())["scenes"]) == 5
+    assert "/" not in json.loads((out / "export.json").read_text())["source"]  # no local path (issue item 7)
+    assert json.loads((out / "export.json").read_text())["out"] == "."
 
 
 def test_compressed_files_hold_the_same_light_field(lightfield_dataset: Path, tmp_path: Path) -> None:

@@ -113,6 +113,8 @@ def export_lightfield(kind: str, write: SceneWriter, root: Path, out: Path, spli
         records = [record for shard in results for record in shard]
         counts = {s: {"scenes": sum(r["split"] == s for r in records)} for s in plan.splits}
         result = summary(kind, plan, out, counts)
+        # As export hf: no path of this machine in OUT (it is copied to others), the folder names only.
+        result.update(source=plan.root.resolve().name, out=".")
         result.update(scenes=records, options={k: v for k, v in (options or {}).items()},
                       scene_range=describe_range(indices))
         from clevr_remv.export.common import write_json
