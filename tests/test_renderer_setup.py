@@ -61,3 +61,46 @@ def test_cpu_threads_reach_cycles() -> None:
         assert (bpy.context.scene.render.threads_mode, bpy.context.scene.render.threads) == ("FIXED", 1)
     with BlenderRenderer(config):
         assert bpy.context.scene.render.threads_mode == "AUTO"
+
+
+def test_native_prints_while_cycles_lists_its_devices_stay_out_of_stdout(capfd) -> None:
+    """Issue item 7: Cycles' `WARNING CUEW/HIPEW initialization failed`, printed by C code on file
+    descriptor 1 at every render, reached the user's output; now a debug line (`-v`)."""
+    import ctypes
+    import logging
+    from unittest import mock
+
+    from clevr_remv.render import cycles
+
+    libc = ctypes.CDLL(None)
+
+    class Preferences:  # Cycles' preferences, printing as its C code does
+        def refresh_devices(self) -> None:
+            libc.printf(b"WARNING CUEW initialization failed\n")
+            libc.fflush(None)
+            libc.printf(b"WARNING HIPEW initialization failed\n")  # still in C's buffer when the call returns
+
+        def get_devices_for_type(self, backend: str) -> list:
+            return []
+
+    records: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = logging.getLogger("clevr_remv")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with mock.patch.object(cycles, "_cycles_preferences", Preferences):
+            print("before", flush=True)
+            assert cycles.available_gpus() == {}
+            print("after", flush=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    libc.fflush(None)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n" and "CUEW" not in err, (out, err)
+    assert [m for m in records if "initialization failed" in m] == [
+        "Cycles listing its devices printed: WARNING CUEW initialization failed",
+        "Cycles listing its devices printed: WARNING HIPEW initialization failed"]

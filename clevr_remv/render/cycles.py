@@ -6,7 +6,13 @@ only asks Cycles what it sees and applies the choice.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -35,21 +41,55 @@ def _cycles_preferences():
     return bpy.context.preferences.addons["cycles"].preferences
 
 
+@contextmanager
+def native_stdout_to_log(what: str) -> Iterator[None]:
+    """What native code prints on this process's stdout meanwhile (Cycles' `WARNING CUEW
+    initialization failed` and `HIPEW` on a machine without those drivers, at every render), kept
+    out of the user's output and replayed as debug lines (`-v`).
+
+    Blender's C code writes to file descriptor 1, past Python's sys.stdout, so the descriptor
+    itself is pointed at a temporary file, and C's stdio buffers are flushed before it is put back.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            _flush_c_stdio()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            printed = sink.read().decode(errors="replace")
+    for line in printed.splitlines():
+        if line.strip():
+            log.debug("%s printed: %s", what, line.rstrip())
+
+
+def _flush_c_stdio() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # no C library handle (Windows): nothing buffered there to lose
+        pass
+
+
 def available_gpus() -> dict[str, list[str]]:
     """GPU device names per backend, as Cycles reports them on this machine."""
     if raise_jit_cache_limit():  # before Cycles starts CUDA, which reads it once
         log.debug("CUDA_CACHE_MAXSIZE set to the driver's maximum, so a compiled Cycles kernel is kept")
     prefs = _cycles_preferences()
-    prefs.refresh_devices()
     found: dict[str, list[str]] = {}
-    for backend in GPU_BACKENDS:
-        try:
-            devices = prefs.get_devices_for_type(backend)
-        except (TypeError, ValueError):  # backend not compiled into this Blender
-            continue
-        names = [d.name for d in devices if d.type == backend]
-        if names:
-            found[backend] = names
+    with native_stdout_to_log("Cycles listing its devices"):  # where it loads its GPU backends
+        prefs.refresh_devices()
+        for backend in GPU_BACKENDS:
+            try:
+                devices = prefs.get_devices_for_type(backend)
+            except (TypeError, ValueError):  # backend not compiled into this Blender
+                continue
+            names = [d.name for d in devices if d.type == backend]
+            if names:
+                found[backend] = names
     return found
 
 
