@@ -159,7 +159,8 @@ def test_a_render_says_dataset_complete_once(tmp_path: Path) -> None:
                            "--width", "16", "--height", "12", "--rig", "3", "--samples", "1", "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "(1 scene, " in done.stderr, done.stderr  # not "1 scenes"
+    assert "(1 scene, " in done.stderr and "1 scene (train" in done.stderr, done.stderr  # not "1 scenes"
+    assert "1 sample," in done.stderr and "CUEW" not in done.stdout, done.stderr
     said = (done.stdout + done.stderr).count("dataset complete")
     assert said == 1 and done.stdout.strip().endswith(f"dataset complete: {out / 'dataset.json'}"), done.stdout + done.stderr
 

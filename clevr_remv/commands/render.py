@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-from clevr_remv.contract import require_blender, setup_logging
+from clevr_remv.contract import counted, require_blender, setup_logging
 from clevr_remv.gpu.devices import DEVICE_REQUESTS
 
 log = logging.getLogger("clevr_remv")
@@ -106,9 +106,9 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     if only:
         log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
     sizes = config.split_sizes()
-    log.info("%d scenes (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
-             scenes, sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
-    log.info("quality %s: %d samples, %s", preset, quality.samples,
+    log.info("%s (train/val/test %d/%d/%d), %dx%d views of %dx%d px, seed %d",
+             counted(scenes, "scene"), sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
+    log.info("quality %s: %s, %s", preset, counted(quality.samples, "sample"),
              f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
     chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
                            threads)
