@@ -396,3 +396,29 @@ def test_a_shard_read_after_its_iterator_closed_it_says_so(tiny_dataset: Path) -
     shard = next(reader.iter_shards("train"))
     with pytest.raises(ValueError, match="was closed before this read.*read inside the loop"):
         shard.scene(0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(min_size=0, max_size=3000), level=st.sampled_from([0, 1, 6]))
+def test_the_stored_checksum_check_agrees_with_hdf5(tmp_path_factory, data: bytes, level: int) -> None:
+    """bad_pixel_chunk's Fletcher-32 on the stored bytes (no decompression) matches what HDF5 wrote,
+    for odd and even chunk sizes, and finds a flipped byte and a chunk never written."""
+    path = tmp_path_factory.mktemp("fletcher") / "s.h5"
+    values = np.frombuffer(data.ljust(3000, b"\0"), np.uint8).reshape(2, 2, 25, 10, 3)
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("images", values.shape, np.uint8, chunks=(1, 1, 25, 10, 3), compression="gzip",
+                              compression_opts=level, fletcher32=True)
+        ds[...] = values
+    assert shard_module.bad_pixel_chunk(path) is None
+    with h5py.File(path, "r") as f:
+        info = f["images"].id.get_chunk_info(3)  # row 1, view 1
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    assert shard_module.bad_pixel_chunk(path) == "images[1, 1] fails its checksum"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", values.shape, np.uint8, chunks=(1, 1, 25, 10, 3), compression="gzip",
+                         fletcher32=True)[0] = values[0]
+    assert shard_module.bad_pixel_chunk(path) == "images[1, 0] was never written"
