@@ -4,7 +4,8 @@ focal stack slice by slice, and moving through the views leaves it."""
 from __future__ import annotations
 
 import numpy as np
-from test_viewer_browser import browser, open_page, page, pytestmark, shown  # noqa: F401  (fixtures, skip mark)
+
+from test_viewer_browser import browser, open_page, page, pytestmark, shown  # noqa: F401, F811  (fixtures, skip mark)
 
 
 def focus_state(browser) -> dict:
