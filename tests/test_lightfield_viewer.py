@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from test_viewer_browser import browser, open_page, page, pytestmark, shown  # noqa: F401, F811  (fixtures, skip mark)
+from test_viewer_browser import browser, open_page, page, pytestmark, shown  # noqa: F401  (fixtures, skip mark)
 
 
-def focus_state(browser) -> dict:
+def focus_state(browser) -> dict:  # noqa: F811  (the fixture, by name)
     return browser.execute_script("""
         const f = document.getElementById("focus");
         return {value: Number(f.value), min: Number(f.min), max: Number(f.max),
