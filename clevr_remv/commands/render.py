@@ -84,7 +84,7 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     setup_logging(verbose)
     import os
 
-    from clevr_remv.produce.run import run
+    from clevr_remv.produce.run import refuse_foreign_output, run
     from clevr_remv.runners.choose import make_executor
     from clevr_remv.runners.job_array import select_shards
     from clevr_remv.runners.stopping import RenderInterrupted, resume_command
@@ -103,6 +103,7 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     # The options are valid; before anything is logged, asked of Cycles or written: no bpy, one line saying
     # what to install on which Python (pip's bpy exists for 3.11 and 3.13 only).
     require_blender()
+    refuse_foreign_output(out)
     if only:
         log.info("%s: %d shard(s)%s", which, len(shards), "" if shards else ", nothing to render")
     sizes = config.split_sizes()

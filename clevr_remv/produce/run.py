@@ -54,12 +54,18 @@ def foreign_entries(out: Path) -> list[Path]:
     return [p for p in visible(out) if not (p.name in SPLITS and p.is_dir() and not visible(p))]
 
 
-def check_output(out: Path, config: RenderConfig) -> None:
-    """Refuse an output directory we cannot write, that holds other things than a dataset (a
-    `figures/` folder, say: the render would mix its shards in), or that holds a different dataset."""
+def refuse_foreign_output(out: Path) -> None:
+    """One line and nothing written when `out` holds other things than a dataset (`render` asks
+    before it logs its plan, `check_output` again for callers of `run`)."""
     foreign = foreign_entries(out)
     refuse_non_empty(out, "--out", f"it holds {foreign[0]} and no clevr-remv dataset: render into a new or "
                                    "empty folder" if foreign else "", foreign)
+
+
+def check_output(out: Path, config: RenderConfig) -> None:
+    """Refuse an output directory we cannot write, that holds other things than a dataset (a
+    `figures/` folder, say: the render would mix its shards in), or that holds a different dataset."""
+    refuse_foreign_output(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
