@@ -229,7 +229,8 @@ def quality_preset(quality: Quality) -> str | None:
     return next((name for name, q in QUALITY_PRESETS.items() if replace(q, samples=quality.samples) == quality), None)
 
 
-# The render option behind each setting that has one, as `_compare` (produce/run.py) names a difference.
+# The render option behind each setting that has one: what render_arguments writes, and how `_compare`
+# (produce/run.py) names a difference.
 OPTION_OF = {"scenes": "--scenes", "seed": "--seed", "width": "--width", "height": "--height", "grid": "--rig",
              "baseline": "--baseline", "quality.samples": "--samples", "depth_mantissa_bits": "--depth-bits",
              "scenes_per_shard": "--scenes-per-shard", "amodal_masks": "--amodal-masks"}
@@ -262,13 +263,15 @@ def render_arguments(config: RenderConfig) -> list[str]:
     preset = quality_preset(config.quality)
     if preset is None:
         raise ValueError(f"the quality settings {config.quality} match no --quality preset")
-    args = ["--scenes", str(config.scenes), "--seed", str(config.seed), "--width", str(config.width),
-            "--height", str(config.height), "--rig", str(config.grid), "--baseline", repr(float(config.baseline)),
-            "--quality", preset]
+    args = []
+    for key in ("scenes", "seed", "width", "height", "grid"):
+        args += [OPTION_OF[key], str(getattr(config, key))]
+    args += [OPTION_OF["baseline"], repr(float(config.baseline)), "--quality", preset]
     if config.quality.samples != QUALITY_PRESETS[preset].samples:
-        args += ["--samples", str(config.quality.samples)]
-    args += ["--depth-bits", str(config.depth_mantissa_bits), "--scenes-per-shard", str(config.scenes_per_shard)]
-    return args + (["--amodal-masks"] if config.amodal_masks else [])
+        args += [OPTION_OF["quality.samples"], str(config.quality.samples)]
+    for key in ("depth_mantissa_bits", "scenes_per_shard"):
+        args += [OPTION_OF[key], str(getattr(config, key))]
+    return args + ([OPTION_OF["amodal_masks"]] if config.amodal_masks else [])
 
 
 def to_dict(config: RenderConfig) -> dict[str, Any]:
