@@ -90,18 +90,6 @@ def require_shard_files(paths: list[Path], root: Path | str | None = None) -> No
             open_shard(path, root)
 
 
-def scene_indices(f: h5py.File) -> np.ndarray:
-    """Split-wide scene index of every row of an open shard.
-
-    The pipeline records `first_scene`; shards written without it fall back to the
-    scene descriptions (a few kB of JSON per scene).
-    """
-    rows = int(f[SCENES].shape[0])
-    if "first_scene" in f.attrs:
-        return int(f.attrs["first_scene"]) + np.arange(rows)
-    return np.array([json.loads(s)["index"] for s in f[SCENES].asstr()[()]], dtype=np.int64)
-
-
 class ShardReader:
     """One open shard file (or split file). Use as a context manager, or call `close()`.
 
@@ -207,9 +195,13 @@ class ShardReader:
             return self._file[SCENES].asstr()[()]
 
     def scene_indices(self) -> np.ndarray:
-        """(S,) int: the split-wide index of every row's scene."""
+        """(S,) int: the split-wide index of every row's scene. The pipeline records `first_scene`;
+        shards written without it fall back to the scene descriptions (a few kB of JSON per scene)."""
         with self._reading("scenes"):
-            return scene_indices(self._file)
+            rows = int(self._file[SCENES].shape[0])
+            if "first_scene" in self._file.attrs:
+                return int(self._file.attrs["first_scene"]) + np.arange(rows)
+            return np.array([json.loads(s)["index"] for s in self._file[SCENES].asstr()[()]], dtype=np.int64)
 
     def view(self, i: int, v: int, fields: Sequence[str] = tuple(VIEW_FIELDS)) -> dict[str, np.ndarray]:
         """Image (H,W,3) uint8, mask (H,W) uint8, depth (H,W) float32 and cameras of view `v`;
