@@ -13,26 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clevr_remv.expressions.programs import (
-    ProgramError,
-    evaluate,
-    execute,
-    from_json,
-    relation_count,
-    to_json,
-)
-from clevr_remv.expressions.pairs import (
-    PAIRS_PER_SCENE,
-    ExpressionResult,
-    expression_rng,
-    generate_pairs,
-)
-from clevr_remv.expressions.templates import (
-    TemplateError,
-    TemplateSet,
-    default_template_dir,
-    load_templates,
-)
+from clevr_remv.expressions.pairs import PAIRS_PER_SCENE, ExpressionResult, expression_rng, generate_pairs
+from clevr_remv.expressions.programs import ProgramError, evaluate, execute, from_json, relation_count, to_json
+from clevr_remv.expressions.templates import TemplateError, TemplateSet, default_template_dir, load_templates
 from clevr_remv.scene.description import Scene
 from clevr_remv.store.records import Ref
 

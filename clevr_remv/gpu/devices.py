@@ -15,7 +15,6 @@ from clevr_remv.config import DEVICE_REQUESTS, GPU_BACKENDS
 from clevr_remv.contract import UserError
 
 
-
 class DeviceUnavailable(UserError, RuntimeError):
     """A GPU was asked for and Cycles reports none."""
 

@@ -7,17 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from clevr_remv import __version__
-from clevr_remv.config import (
-    RenderConfig,
-)
+from clevr_remv.config import RenderConfig
 from clevr_remv.produce import provenance
 from clevr_remv.produce.card import stage_card
 from clevr_remv.scene.description import SPLITS
-from clevr_remv.store import (
-    read_shard_attrs,
-    shard_is_complete,
-    write_manifest,
-)
+from clevr_remv.store import read_shard_attrs, shard_is_complete, write_manifest
 from clevr_remv.store.manifest import manifest_path
 from clevr_remv.store.plan import plan_shards
 from clevr_remv.store.split_files import split_file_path, write_split_file

@@ -14,42 +14,26 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from clevr_remv.scene.layout import (
-    LayoutError,
-    layout_candidates,
-    scene_rng,
-)
 
 from clevr_remv import __version__
-from clevr_remv.config import (
-    RenderConfig,
-)
-from clevr_remv.expressions import (
-    ExpressionResult,
-    expression_attrs,
-    generate_pairs,
-    resolve_templates,
-)
+from clevr_remv.config import RenderConfig
+from clevr_remv.expressions import ExpressionResult, expression_attrs, generate_pairs, resolve_templates
 from clevr_remv.produce import provenance
 from clevr_remv.scene import rig
 from clevr_remv.scene.description import Scene
-from clevr_remv.store import (
-    ShardWriter,
-)
+from clevr_remv.scene.layout import LayoutError, layout_candidates, scene_rng
+from clevr_remv.store import ShardWriter
 from clevr_remv.store.plan import ShardSpec
 from clevr_remv.store.records import SceneRender
 from clevr_remv.timing import Stopwatch
 from clevr_remv.truth.amodal import amodal
 from clevr_remv.truth.depth_precision import round_mantissa
 from clevr_remv.truth.visibility import hidden_objects, visible_pixels
-
-log = logging.getLogger(__name__)
 
 
 class Renderer(Protocol):

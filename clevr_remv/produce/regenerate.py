@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clevr_remv.config import (
-    from_dict,
-)
+from clevr_remv.config import from_dict
 from clevr_remv.contract import DamagedShard, describe_read_error
 from clevr_remv.expressions import expression_attrs, generate_pairs, resolve_templates
 from clevr_remv.produce.finish import dataset_manifest, stage_dataset_files

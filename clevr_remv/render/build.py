@@ -19,8 +19,8 @@ from clevr_remv.render.assets import (
     make_ground_material,
 )
 from clevr_remv.scene.description import Light, Scene, SceneObject
-from clevr_remv.scene.vocabulary import half_height
 from clevr_remv.scene.rig import OPENCV_TO_BLENDER, look_at_rotation
+from clevr_remv.scene.vocabulary import half_height
 
 GROUND_SIZE = 200.0
 WORLD_COLOR = (0.05, 0.05, 0.05)  # faint ambient so shadows are not black

@@ -13,26 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from clevr_remv.scene.vocabulary import (
-    COLORS,
-    MATERIALS,
-    SHAPES,
-    SIZES,
-    footprint_radius,
-    half_height,
-)
 
 from clevr_remv.config import LayoutConfig, RenderConfig
 from clevr_remv.contract import UserError
-from clevr_remv.scene.description import (
-    SPLITS,
-    Light,
-    RigSpec,
-    Scene,
-    SceneObject,
-    Vec3,
-)
+from clevr_remv.scene.description import SPLITS, Light, RigSpec, Scene, SceneObject, Vec3
 from clevr_remv.scene.rig import ground_directions
+from clevr_remv.scene.vocabulary import COLORS, MATERIALS, SHAPES, SIZES, footprint_radius, half_height
 
 LIGHT_ENERGY = {"key": 400.0, "fill": 120.0, "back": 200.0}
 LIGHT_SIZE = {"key": 1.5, "fill": 2.0, "back": 1.5}

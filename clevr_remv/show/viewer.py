@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clevr_remv.show.picture import depth_colormap, depth_range, object_colours
 from clevr_remv.show.gather import SceneViews, object_label
 from clevr_remv.show.outline import centroid, outlines, svg_path
+from clevr_remv.show.picture import depth_colormap, depth_range, object_colours
 from clevr_remv.store.atomic import atomic_path
 
 JPEG_QUALITY = 90

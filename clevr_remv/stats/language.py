@@ -19,8 +19,8 @@ import numpy as np
 from clevr_remv.config import RenderConfig
 from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.expressions import resolve_templates
-from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json
 from clevr_remv.expressions.pairs import ExpressionResult, generate_pairs
+from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.layout import draw_layout, scene_rng
 from clevr_remv.scene.vocabulary import MAX_OBJECTS

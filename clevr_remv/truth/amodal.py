@@ -25,9 +25,9 @@ import itertools
 from functools import lru_cache
 
 import numpy as np
-from clevr_remv.scene.vocabulary import MAX_OBJECTS, half_height
 
 from clevr_remv.scene.description import Scene, SceneObject
+from clevr_remv.scene.vocabulary import MAX_OBJECTS, half_height
 
 SEGMENTS = 48  # render/assets.py's SEGMENTS (a test compares these vertices with Blender's meshes)
 # The bevelled cube's vertices in the (+, +, +) corner, up to a permutation of the axes (bmesh's
