@@ -15,7 +15,16 @@ MISSING = (f"needs Debian's chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER
 
 
 def have_chromium() -> bool:
+    """What `headless_chromium` needs, where it looks (.ci/run asks this function before installing them)."""
     return Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()
+
+
+def require_chromium() -> None:
+    """Skip the test without them here; fail it under CI=true (conftest.missing)."""
+    from conftest import missing
+
+    if not have_chromium():
+        missing(MISSING)
 
 
 @contextmanager

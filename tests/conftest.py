@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner
@@ -37,6 +40,39 @@ TINY_ARGS = ["--scenes", "3", "--rig", "3", "--width", "64", "--height", "48", "
 
 def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+# ------------------------------------------------------------------ what a test needs: skip here, fail in CI
+
+# Modules that a CI run lacks on purpose, space-separated: .ci/run sets it for its Python 3.12 venv, which has no
+# CPU build of torch on the index (a CUDA one is several GB). Everything else that .ci/run installs must be there.
+CI_LACKS = "CLEVR_REMV_CI_LACKS"
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def missing(reason: str) -> NoReturn:
+    """Something this test needs is missing: skip it here, fail it under CI=true, where .ci/run installs
+    everything the suite needs (Chromium and chromedriver, Ray, the other Blender versions, torch, datasets),
+    so a skip there would report a check that never ran. Works inside a test and at a module's top level.
+    Only what cannot be had on CI's machine (a GPU, a scheduler, a Ray cluster, the network) skips there."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: .ci/run installs it, so the test must run)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def need(module: str, install: str = "") -> ModuleType:
+    """`import module`, or `missing(...)`: skipped here, failed under CI=true; e.g. `torch = need("torch")`.
+    `install` says how to get it (shown in the reason). A module named in CLEVR_REMV_CI_LACKS skips in CI too."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        reason = f"needs {module} ({install or 'pip install ' + module}): {error}"
+        if module in os.environ.get(CI_LACKS, "").split():
+            pytest.skip(f"{reason}; {CI_LACKS} says this CI run lacks it on purpose", allow_module_level=True)
+        missing(reason)
 
 
 def copy_hiding_referents(source: Path, dest: Path, hidden: dict[int, list[int]]) -> dict[int, int]:
@@ -201,7 +237,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Under CI=true, a test skipped for want of bpy fails: it should carry the blender mark instead."""
     outcome = yield
     report = outcome.get_result()
-    if (os.environ.get("CI") == "true" and report.skipped and "blender" not in item.keywords
+    if (under_ci() and report.skipped and "blender" not in item.keywords
             and re.search(r"\b(bpy|OpenEXR)\b", str(report.longrepr))):
         report.outcome = "failed"
         report.longrepr = f"skipped for want of bpy without the blender mark (tests/conftest.py): {report.longrepr}"

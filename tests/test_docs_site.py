@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from browser import MISSING, have_chromium, headless_chromium
+from browser import headless_chromium, require_chromium
+from conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a page may not load from elsewhere: any http(s) script or stylesheet, and the CDNs by name anywhere
@@ -38,7 +38,7 @@ CDN = re.compile(r"fonts\.googleapis|fonts\.gstatic|unpkg\.com|jsdelivr", re.IGN
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("mkdocs", reason="the docs extra (pip install -e '.[docs]')")
+    need("mkdocs", "the docs extra: pip install -e '.[docs]'")
     out = tmp_path_factory.mktemp("site")
     run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
@@ -98,10 +98,7 @@ def server(site: Path):
 
 @pytest.fixture(scope="module")
 def offline_browser():
-    if not have_chromium():
-        if os.environ.get("CI") == "true":
-            pytest.fail(MISSING)
-        pytest.skip(MISSING)
+    require_chromium()
     # Offline: every host name fails to resolve; only the local server's address is reachable.
     with headless_chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                            capabilities={"goog:loggingPrefs": {"performance": "ALL"}}) as driver:

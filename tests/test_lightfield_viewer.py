@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from test_viewer_browser import browser, open_page, page, pytestmark, shown  # noqa: F401  (fixtures, skip mark)
+from test_viewer_browser import browser, open_page, page, shown  # noqa: F401  (fixtures)
 
 
 def focus_state(browser) -> dict:  # noqa: F811  (the fixture, by name)

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import copy_hiding_referents
+from conftest import copy_hiding_referents, need
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -164,7 +164,7 @@ def test_worker_processes_yield_the_same_samples(tiny_dataset: Path, method: str
 
 
 def test_the_torch_example_runs(tiny_dataset: Path) -> None:
-    pytest.importorskip("torch")  # optional: clevr-remv does not depend on it
+    need("torch", "the train extra: pip install -e '.[train]'")  # optional: clevr-remv does not depend on it
     example = Path(__file__).parent.parent / "examples" / "train_loader.py"
     result = subprocess.run([sys.executable, str(example), str(tiny_dataset), "--views", "corners", "--workers", "2"],
                             capture_output=True, text=True, check=True)

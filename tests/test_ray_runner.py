@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_ARGS, run_cli
+from conftest import TINY_ARGS, need, run_cli
 from test_cli import assert_one_line_error
 from test_runners import assert_same_dataset
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[test,ray]'")
+ray = need("ray", "the ray extra: pip install -e '.[test,ray]'")
 
 
 @pytest.fixture(scope="module")

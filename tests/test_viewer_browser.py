@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser import MISSING, have_chromium, headless_chromium
+from browser import headless_chromium, require_chromium
 
 from clevr_remv.show.gather import Sentence, load_scene
 from clevr_remv.show.viewer import save_viewer
@@ -21,8 +21,6 @@ from clevr_remv.show.viewer import save_viewer
 INJECTION = ('The cube </script><script>window.__pwned = 1;</script>'
              '<img src=x onerror="window.__pwned = 2"><!--<script>')
 HIDDEN_VIEW = 1  # row 0, col 1: where the first sentence's referent is marked hidden
-
-pytestmark = pytest.mark.skipif(not have_chromium(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +41,7 @@ def page(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 @pytest.fixture(scope="module")
 def browser():
+    require_chromium()
     with headless_chromium() as driver:
         yield driver
 
