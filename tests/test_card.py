@@ -10,9 +10,10 @@ import re
 import shutil
 from pathlib import Path
 
+import h5py
 import pytest
 import yaml
-from conftest import run_cli, templates_with_zero_hop
+from conftest import need, run_cli, templates_with_zero_hop
 
 from clevr_remv import __version__
 from clevr_remv.produce.card import (
@@ -82,7 +83,7 @@ def test_render_writes_a_hugging_face_card(tiny_dataset: Path) -> None:
 
 
 def test_hugging_face_hub_reads_the_card(tiny_dataset: Path) -> None:
-    huggingface_hub = pytest.importorskip("huggingface_hub")
+    huggingface_hub = need("huggingface_hub", "the hf extra, which the test extra includes")
     data = huggingface_hub.DatasetCard.load(tiny_dataset / CARD).data
     assert data.license == "cc-by-4.0" and data.pretty_name == "CLEVR-Remv" and data.viewer is False
 
@@ -190,7 +191,7 @@ def test_the_parquet_card_names_its_files_splits_and_features(tiny_dataset: Path
 
 def test_datasets_loads_a_parquet_folder_by_its_card(tiny_dataset: Path, tmp_path: Path) -> None:
     """`load_dataset` follows the configs, and checks each split's num_examples against the files."""
-    datasets = pytest.importorskip("datasets")
+    datasets = need("datasets", "the hf extra, which the test extra includes")
     features = datasets.Features({"sentence": datasets.Value("string"), "view": datasets.Value("int32")})
     out = tmp_path / "export"
     (out / "data").mkdir(parents=True)
@@ -206,7 +207,9 @@ def test_datasets_loads_a_parquet_folder_by_its_card(tiny_dataset: Path, tmp_pat
     stream = datasets.load_dataset(str(out), split="val", streaming=True)
     assert sorted(r["sentence"] for r in stream) == ["val 0", "val 1", "val 2"]
     (out / CARD).write_text(parquet_card(tiny_dataset, {**rows, "train": 6}), encoding="utf-8")
-    with pytest.raises(Exception, match="train"):  # NonMatchingSplitsSizesError
+    from datasets.exceptions import NonMatchingSplitsSizesError
+
+    with pytest.raises(NonMatchingSplitsSizesError, match=r"name='train'.*num_examples=6.*num_examples=5"):
         datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache2"))
 
 
@@ -233,7 +236,11 @@ def test_the_cards_loading_examples_run(tiny_dataset: Path, capsys: pytest.Captu
     for block in blocks:
         exec(block.replace("DIR", str(tiny_dataset)), {})
     printed = capsys.readouterr().out
-    assert "The " in printed or "the " in printed, printed  # the first scene's sentences
+    # The first block prints nothing; the second the first scene's sentences and referents, read here from its shard.
+    with h5py.File(tiny_dataset / "train" / "shard-00000.h5", "r") as shard:
+        first = shard["refs/scene"][:] == 0
+        sentences, objects = shard["refs/expression"].asstr()[first], shard["refs/object"][first]
+    assert len(sentences) > 1 and printed == f"{sentences} {objects}\n", printed
 
 
 def test_the_cards_render_command_makes_the_same_data(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_auto_falls_back_to_cpu_and_cpu_ignores_gpus() -> None:
 def test_gpu_without_a_gpu_is_a_clear_error() -> None:
     with pytest.raises(DeviceUnavailable, match="no GPU"):
         choose_device("gpu", {})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^device must be one of auto, cpu, gpu, .*, got 'fast'$"):
         choose_device("fast", {})
 
 
@@ -112,9 +112,13 @@ def test_bad_gpu_lists_are_clear_errors() -> None:
         plan_workers(CPU, "0", None)
     with pytest.raises(DeviceUnavailable, match="no GPU 2; Cycles lists 2 OPTIX GPU\\(s\\): 0 A100, 1 A100"):
         parse_gpus("0,2", TWO_OPTIX)
-    for bad in ("zero", "0,0", ",", "1;2"):
-        with pytest.raises(ValueError):
+    for bad, says in {"zero": "--gpus must be 'all' or GPU numbers such as 0,2, got 'zero'",
+                      "1;2": "--gpus must be 'all' or GPU numbers such as 0,2, got '1;2'",
+                      "0,0": "--gpus '0,0': name each GPU once, e.g. 0,2",
+                      ",": "--gpus ',': name each GPU once, e.g. 0,2"}.items():
+        with pytest.raises(ValueError) as refused:
             parse_gpus(bad, TWO_OPTIX)
+        assert str(refused.value) == says
     with pytest.raises(ValueError, match="--workers must be positive"):
         plan_workers(CPU, None, 0)
     with pytest.raises(ValueError, match="--workers-per-gpu"):

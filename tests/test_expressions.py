@@ -37,6 +37,7 @@ from clevr_remv.expressions import (
     load_templates,
     relation_count,
 )
+from clevr_remv.expressions.pairs import PAIRS_PER_SCENE
 from clevr_remv.expressions.programs import (
     FILTER_FUNCTIONS,
     FUNCTIONS,
@@ -251,7 +252,8 @@ def test_balance_and_determinism(many_refs) -> None:
 def test_stats_match_published_figures(capsys) -> None:
     stats = layout_stats(300)
     print(format_stats(stats))
-    assert abs(stats["pairs_per_scene"] - 8) <= 0.8
+    # Every object visible: each scene gets its full PAIRS_PER_SCENE (8, the published 7-8 rounded up), never more.
+    assert stats["min_pairs"] == stats["max_pairs"] == PAIRS_PER_SCENE == 8 and stats["pairs"] == 8 * 300
     assert abs(stats["words_per_sentence"] - 8.0) <= 0.8
     assert stats["dropped"] == 0 and stats["scenes"] == 300
     assert all(share > 0.15 for share in stats["family_share"].values())

@@ -11,6 +11,7 @@ from clevr_remv.gpu.kernels import (
     JIT_CACHE_MAX_BYTES,
     ShippedKernels,
     jit_warnings,
+    cycles_lib_of_installed_bpy,
     kernel_for,
     nvidia_compute_capabilities,
     parse_compute_capabilities,
@@ -82,10 +83,25 @@ def test_the_cache_limit_is_raised_only_where_the_user_left_it_unset() -> None:
     assert raise_jit_cache_limit(chosen) is False and chosen["CUDA_CACHE_MAXSIZE"] == "1000"
 
 
+# The CUDA kernels each Blender series ships (its cycles/lib folder, listed by hand): 5.0 drops the 3.x cubins,
+# 5.3 also 6.1 and 8.9. A series not listed here (5.1, 5.2) is checked against its own folder's listing only.
+SHIPPED_CUBINS = {(4, 5): {30, 35, 37, 50, 52, 60, 61, 70, 75, 86, 89, 120},
+                  (5, 0): {50, 52, 60, 61, 70, 75, 86, 89, 120},
+                  (5, 3): {50, 52, 60, 70, 75, 86, 120}}
+
+
 def test_the_installed_blender_ships_cuda_kernels_where_this_module_looks() -> None:
-    """The folder and file names the warning relies on exist in the Blender the tests run on."""
-    bpy = pytest.importorskip("bpy")
+    """The folder the warning reads is the installed Blender's, and every CUDA kernel file in it is read:
+    the cubins and PTX found equal a plain listing of the folder (and, for a known series, the list above)."""
+    import bpy
+
     lib = Path(bpy.utils.system_resource("SCRIPTS", path="addons_core/cycles/lib"))
+    assert lib == cycles_lib_of_installed_bpy(), "the warning (gpu-kernels, render) reads another folder"
+    names = [p.name for p in lib.iterdir()]
+    listed = {int(n.split("_")[2].split(".")[0]) for n in names if n.startswith("kernel_sm_") and ".cubin" in n}
+    ptx = {int(n.split("_")[2].split(".")[0]) for n in names if n.startswith("kernel_compute_") and ".ptx" in n}
     shipped = shipped_kernels(lib)
-    assert shipped.cubins and shipped.ptx, f"no CUDA kernels found in {lib}"
-    assert kernel_for(max(shipped.cubins), shipped) == "cubin"
+    assert shipped == ShippedKernels(frozenset(listed), frozenset(ptx)) and listed and ptx, names
+    series = bpy.app.version[:2]
+    if series in SHIPPED_CUBINS:
+        assert listed == SHIPPED_CUBINS[series], (bpy.app.version_string, sorted(listed))

@@ -4,6 +4,7 @@ its figures exist at their size, and a folder that is not a dataset gets one lin
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -140,7 +141,19 @@ def test_stats_json_and_table(tiny_dataset: Path, stats_run) -> None:
     result, figdir, stats = stats_run
     for split, ours in stats["splits"].items():
         assert set(REQUIRED) <= set(ours), split
-    assert stats["published"]["train"]["pairs"] == 55_966
+    # Each split's row: our counts read here with h5py beside the reference figures of the design's table
+    # (scenes and pairs per split, shared/DESIGN.md), pairs per scene divided out here.
+    design = {"train": (7_000, 55_966), "val": (1_500, 11_992), "test": (1_500, 11_989)}
+    tables = dict(re.findall(r"### (\w+)\n\n(.*?)(?=\n### |\n\n|$)", stats["table"], flags=re.S))
+    for split, (scenes, pairs) in design.items():
+        ours_scenes = ours_pairs = 0
+        for path in shard_paths(tiny_dataset, split):
+            with h5py.File(path, "r") as f:
+                ours_scenes, ours_pairs = ours_scenes + len(f["scenes"]), ours_pairs + len(f["refs/scene"])
+        per_scene = f"{ours_pairs / ours_scenes:.2f}" if ours_scenes else "–"
+        for row in (f"| scenes | {ours_scenes} | {scenes:,} |", f"| image-text pairs | {ours_pairs} | {pairs:,} |",
+                    f"| pairs per scene | {per_scene} | {pairs / scenes:.2f} |"):
+            assert row in tables[split].splitlines(), (split, row, tables[split])
     assert stats["word_rule"].startswith("whitespace-separated tokens")
     assert (figdir / "table.md").read_text() == stats["table"]
     assert stats["table"] in result.output

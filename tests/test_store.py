@@ -274,7 +274,7 @@ def test_replace_refs_failure_keeps_original(tmp_path: Path, data, rng, monkeypa
     path = tmp_path / "shard-00001.h5"
     write_shard(path, renders, refs, ATTRS)
     before = path.read_bytes()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^1 ref lists for 3 scenes$"):
         replace_refs(path, [[]], {})  # wrong number of scenes
     monkeypatch.setattr(shard_module, "_write_refs", lambda *a: (_ for _ in ()).throw(OSError("full")))
     with pytest.raises(OSError, match="full"):
