@@ -4,9 +4,10 @@ leave the dataset (or OUT) as it was or fully updated, wherever they fail or are
 
 Failures are injected at every step: the k-th file-system call (a file's fsync, a rename, a
 link, a removal) raises OSError once (a full disk: the command's own handlers run) or raises
-`Killed` there and at every later call (a SIGKILL: nothing more reaches the disk, the
-journal stays). Real SIGKILLs of a `clevr-remv` subprocess, at chosen steps and at a random
-moment, check the same without any handler running.
+`Killed` there, and from then on every call that would change the disk raises it too (a SIGKILL:
+nothing more reaches the disk, which each such test checks by listing the tree at the death and
+after; the journal stays). Real SIGKILLs of a `clevr-remv` subprocess, at chosen steps and at a
+random moment, check the same without any handler running.
 """
 
 from __future__ import annotations
@@ -39,29 +40,89 @@ class Killed(BaseException):
     """The process died at this call: nothing after it reaches the disk."""
 
 
+# Every os function that changes the disk. After a simulated death each raises Killed (os.open only
+# where it opens for writing), and so do open() and h5py.File for writing: nothing reaches the disk.
+MUTATING = ("replace", "rename", "renames", "link", "symlink", "unlink", "remove", "rmdir", "removedirs", "mkdir",
+            "makedirs", "truncate", "ftruncate", "write", "fsync", "fdatasync", "chmod", "chown", "utime",
+            "sendfile", "copy_file_range", "open")
+# The steps a death may come at: each call that changes what a file name holds, and each sync.
+DEATH_STEPS = ("fsync", "replace", "rename", "link", "unlink", "remove", "rmdir", "mkdir")
+WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def tree_listing(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file and folder under `root`, hidden ones too: (size, mtime in ns, inode). Reads only."""
+    listing = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            info = os.stat(path)
+            listing[os.path.relpath(path, root)] = (info.st_size if name in files else 0, info.st_mtime_ns, info.st_ino)
+    return listing
+
+
+class Steps:
+    """What `failing_at` saw: the steps counted, and the tree under `root` at the death (None: no death)."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root, self.count, self.dead, self.at_death = root, 0, False, None
+
+    def __call__(self) -> int:
+        return self.count
+
+    def die(self) -> None:
+        if not self.dead:
+            self.dead = True
+            self.at_death = tree_listing(self.root) if self.root else None
+        raise Killed(f"killed at file-system call {self.count}")
+
+
+def _writes(name: str, args: tuple, kwargs: dict) -> bool:
+    """Whether this call would change the disk (`open` and `os.open` only when they open for writing)."""
+    if name == "os.open":
+        return bool((args[1] if len(args) > 1 else kwargs.get("flags", 0)) & WRITING)
+    if name == "h5py.File.__init__":
+        args = args[1:]  # (self, name, mode)
+    if name in ("open", "io.open", "h5py.File.__init__"):
+        mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
+        return not (isinstance(mode, str) and mode.strip("bt") == "r") and not isinstance(args[0], int)
+    return True
+
+
 @contextmanager
-def failing_at(k: int, mode: str, names: tuple[str, ...]) -> Iterator[Callable[[], int]]:
+def failing_at(k: int, mode: str, names: tuple[str, ...], root: Path | None = None) -> Iterator[Steps]:
     """The k-th call of `os.<names>` (fsync counted on regular files only) fails: mode "error"
-    raises OSError(ENOSPC) once, "dead" raises Killed from then on. Yields the call count."""
-    count = 0
+    raises OSError(ENOSPC) once; mode "dead" counts DEATH_STEPS instead and raises Killed there,
+    and from then on at every call of MUTATING, open() and h5py.File that would write. Yields the
+    Steps, whose `at_death` lists the tree under `root` at that moment."""
+    import builtins
+    import io
+
+    steps = Steps(root)
+    counted = DEATH_STEPS if mode == "dead" else names
 
     def wrap(name: str, real: Callable) -> Callable:
         def call(*args, **kwargs):
-            nonlocal count
-            if name == "fsync" and not stat.S_ISREG(os.fstat(args[0]).st_mode):  # a folder's: best effort
+            if steps.dead and _writes(name, args, kwargs):
+                steps.die()
+            if name.removeprefix("os.") not in counted or (name == "os.fsync" and not stat.S_ISREG(
+                    os.fstat(args[0]).st_mode)):  # a folder's fsync: best effort, not a step
                 return real(*args, **kwargs)
-            count += 1
-            if mode == "dead" and count >= k:
-                raise Killed(f"killed at file-system call {count}")
-            if mode == "error" and count == k:
+            steps.count += 1
+            if mode == "dead" and steps.count >= k:
+                steps.die()
+            if mode == "error" and steps.count == k:
                 raise OSError(errno.ENOSPC, "No space left on device (injected)")
             return real(*args, **kwargs)
         return call
 
     with ExitStack() as stack:
-        for name in names:
-            stack.enter_context(mock.patch.object(os, name, wrap(name, getattr(os, name))))
-        yield lambda: count
+        patched = [(os, name, f"os.{name}") for name in (MUTATING if mode == "dead" else names)]
+        if mode == "dead":
+            patched += [(builtins, "open", "open"), (io, "open", "io.open"), (h5py.File, "__init__", "h5py.File.__init__")]
+        for owner, name, label in patched:
+            stack.enter_context(mock.patch.object(owner, name, wrap(label, getattr(owner, name))))
+        yield steps
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +156,20 @@ def hidden(root: Path) -> list[str]:
     """Hidden files in `root` and its folders (temporaries, the journal); the quarantine aside."""
     found = [p for d in [root, *root.iterdir()] if d.is_dir() for p in d.iterdir() if p.name.startswith(".")]
     return sorted(p.relative_to(root).as_posix() for p in found if p.name != ".quarantine")
+
+
+def left_for_the_sweep(root: Path) -> bool:
+    """Whether every hidden file left in `root` is a temporary that the next command sweeps once its
+    process is gone. In this process a "dead" command's pid lives on, so its temporaries outlive it
+    here (the real SIGKILLs below check that they are swept)."""
+    from clevr_remv.store import atomic
+    from clevr_remv.store.cleanup import stale_temporaries
+
+    alive = atomic.pid_is_alive
+    with mock.patch.object(atomic, "pid_is_alive", lambda pid: pid != os.getpid() and alive(pid)):
+        sweepable = sorted(p.relative_to(root).as_posix() for p in stale_temporaries(root))
+    assert hidden(root) == sweepable, (hidden(root), sweepable)
+    return True
 
 
 def verify_ok(root: Path) -> None:
@@ -161,13 +236,14 @@ def test_expressions_failing_at_any_step_leaves_it_old_or_new(tiny_dataset: Path
     while True:
         k += 1
         out = copy(tiny_dataset, tmp_path / "out")
-        with failing_at(k, mode, ("fsync", "replace", "link")) as calls:
+        with failing_at(k, mode, ("fsync", "replace", "link"), out) as calls:
             try:
                 result = run_cli("expressions", str(out), "--templates", str(templates))
             except Killed:
                 pass
             else:
                 assert result.exit_code == (0 if calls() < k else 1), (k, calls(), result.output)
+        assert calls.at_death in (None, tree_listing(out)), f"the disk changed after the death at step {k}"
         if mode == "error":  # the command's own handlers ran: nothing to finish, nothing left over
             assert state(out) in (old, new), f"mixed after a failure at step {k}"
             assert hidden(out) == [], k
@@ -175,7 +251,7 @@ def test_expressions_failing_at_any_step_leaves_it_old_or_new(tiny_dataset: Path
         assert state(out) in (old, new), f"mixed after a kill at step {k}"
         assert JOURNAL not in hidden(out)
         assert run_cli("expressions", str(out), "--templates", str(templates)).exit_code == 0
-        assert state(out) == new, k
+        assert state(out) == new and left_for_the_sweep(out), k
         if calls() < k:  # the command ran to its end without reaching step k
             break
     assert k > 8  # every file's fsync and rename, and the journal, were steps
@@ -195,20 +271,21 @@ def test_finalize_failing_at_any_step_leaves_it_old_or_new(tiny_dataset: Path, t
         for name in ("dataset.json", "train.h5", "val.h5", "test.h5", "README.md"):
             (out / name).unlink()
         old = state(out)
-        with failing_at(k, mode, ("fsync", "replace", "link")) as calls:
+        with failing_at(k, mode, ("fsync", "replace", "link"), out) as calls:
             try:
                 result = run_cli("finalize", str(out))
             except Killed:
                 pass
             else:
                 assert result.exit_code == (0 if calls() < k else 1), result.output
+        assert calls.at_death in (None, tree_listing(out)), f"the disk changed after the death at step {k}"
         if mode == "error":
             assert state(out) in (old, new), f"mixed after a failure at step {k}"
             assert hidden(out) == [], k
         verify_ok(out)
         assert state(out) in (old, new), f"mixed after a kill at step {k}"
         assert run_cli("finalize", str(out)).exit_code == 0
-        assert state(out) == new, k
+        assert state(out) == new and left_for_the_sweep(out), k
         if calls() < k:
             break
     assert k > 6
@@ -233,18 +310,19 @@ def test_quarantine_failing_at_any_step_moves_all_or_nothing(tiny_dataset: Path,
     while True:
         k += 1
         out = damaged()
-        with failing_at(k, mode, ("fsync", "replace", "link", "unlink")) as calls:
+        with failing_at(k, mode, ("fsync", "replace", "link", "unlink"), out) as calls:
             try:
                 assert run_cli("verify", str(out), "--no-progress", "--quarantine").exit_code == 1
             except Killed:
                 pass
+        assert calls.at_death in (None, tree_listing(out)), f"the disk changed after the death at step {k}"
         if mode == "error":
             assert state(out) in (old, new), f"mixed after a failure at step {k}"
         assert run_cli("verify", str(out), "--no-progress").exit_code == 1  # (it is bad either way)
         assert state(out) in (old, new), f"mixed after a kill at step {k}"
         assert JOURNAL not in hidden(out)
         assert run_cli("verify", str(out), "--no-progress", "--quarantine").exit_code == 1
-        assert state(out) == new, k
+        assert state(out) == new and left_for_the_sweep(out), k
         if calls() < k:
             break
     assert k > 3
@@ -337,13 +415,9 @@ def test_expressions_stopped_by_sigint_or_sigterm_is_old_or_new_at_once(
     verify_ok(out)
 
 
-def test_expressions_killed_at_a_random_moment(tiny_dataset: Path, templates: Path, regenerated: dict,
-                                               tmp_path: Path) -> None:
-    """A real `clevr-remv expressions`, SIGKILLed at a random moment of its writing (timed from its
-    first temporary file; the seed is in the message). The one test here that may miss."""
-    seed = random.randrange(1 << 30)
-    delay = random.Random(seed).uniform(0.0, 0.15)  # a tiny dataset writes for about 0.15 s
-    out = copy(tiny_dataset, tmp_path / "out")
+def kill_after_first_temporary(out: Path, templates: Path, delay: float) -> tuple[int, list[str]]:
+    """Start `clevr-remv expressions` on `out`, SIGKILL it `delay` s after its first temporary file
+    appears; its exit status and the hidden files (temporaries, journal) it left."""
     process = subprocess.Popen([str(Path(sys.executable).parent / "clevr-remv"), "expressions", str(out),
                                 "--templates", str(templates)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -353,7 +427,31 @@ def test_expressions_killed_at_a_random_moment(tiny_dataset: Path, templates: Pa
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    check_after_kill(out, templates, regenerated, f"{delay:.3f} s after its first temporary (seed {seed})")
+    return process.returncode, hidden(out)
+
+
+KILL_TRIES = 8
+
+
+def test_expressions_killed_at_a_random_moment(tiny_dataset: Path, templates: Path, regenerated: dict,
+                                               tmp_path: Path) -> None:
+    """A real `clevr-remv expressions`, SIGKILLed at a random moment of its writing (timed from its
+    first temporary file; the seed is in the message). The kill must land mid-change: the process
+    died of SIGKILL and left a staged temporary or its journal. One that came too late (the command
+    had ended, or finished its change) is tried again on a fresh copy with half the delay."""
+    seed = random.randrange(1 << 30)
+    delay = random.Random(seed).uniform(0.0, 0.15)  # a tiny dataset writes for about 0.15 s
+    for attempt in range(KILL_TRIES):
+        out = copy(tiny_dataset, tmp_path / "out")
+        code, left = kill_after_first_temporary(out, templates, delay)
+        if code == -signal.SIGKILL and left:
+            assert all(name.endswith(JOURNAL) or ".tmp-" in name for name in left), left
+            break
+        delay /= 2
+    else:
+        pytest.fail(f"no kill landed mid-change in {KILL_TRIES} tries (seed {seed}; last: exit {code}, left {left})")
+    check_after_kill(out, templates, regenerated, f"{delay:.3f} s after its first temporary, try {attempt + 1} "
+                                                  f"(seed {seed}; it left {left})")
 
 
 # ---------------------------------------------------------------------------- exports
