@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -91,6 +93,37 @@ def copy_hiding_referents(source: Path, dest: Path, hidden: dict[int, list[int]]
             visible[k, views] = False
         f["refs/visible"][...] = visible
         return {k: int(f["refs/id"][k]) for k in hidden}
+
+
+@contextmanager
+def small_filesystem(folder: Path, size: int = 16 << 20) -> Iterator[Path]:
+    """A real filesystem of its own at `folder`, `size` bytes (a tmpfs mounted there, as root), so that a
+    write past its end fails with ENOSPC as on a full disk (`fill_up` leaves a chosen room). Where nothing can
+    be mounted (not root, no mount): skipped here, failed under CI=true (CI runs as root)."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+                       check=True, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        missing(f"cannot mount a small tmpfs at {folder} for a real full disk (needs root): "
+                f"{getattr(error, 'stderr', None) or error}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True, timeout=30)
+
+
+def fill_up(folder: Path, free: int) -> None:
+    """Leave about `free` bytes free on `folder`'s filesystem: a hidden file `folder/.filler` takes the rest."""
+    import shutil as _shutil
+
+    left = _shutil.disk_usage(folder).free - free
+    assert left >= 0, f"only {_shutil.disk_usage(folder).free} bytes free on {folder}, wanted {free}"
+    with open(folder / ".filler", "wb") as filler:
+        filler.write(b"\0" * left)
+    assert abs(_shutil.disk_usage(folder).free - free) <= 8192, _shutil.disk_usage(folder)
 
 
 def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str] = TINY_ARGS) -> Path:

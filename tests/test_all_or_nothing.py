@@ -30,7 +30,7 @@ from unittest import mock
 
 import h5py
 import pytest
-from conftest import run_cli, templates_with_zero_hop
+from conftest import fill_up, run_cli, small_filesystem, templates_with_zero_hop
 from test_verify import VAL, flip_byte_in_chunk
 
 JOURNAL = ".transaction.json"
@@ -219,13 +219,14 @@ def test_expressions_with_a_damaged_shard_changes_nothing_and_names_it(tiny_data
 
 def test_expressions_without_room_for_the_new_shards_changes_nothing(tiny_dataset: Path, templates: Path,
                                                                      regenerated: dict, tmp_path: Path) -> None:
-    out = copy(tiny_dataset, tmp_path / "out")
-    usage = shutil.disk_usage(out)
-    with mock.patch.object(shutil, "disk_usage", return_value=usage._replace(free=50_000)):
+    """On a real filesystem of its own with 50 KB left (tests/conftest.py), less than the new shards need."""
+    with small_filesystem(tmp_path / "disk") as disk:
+        out = copy(tiny_dataset, disk / "out")
+        fill_up(disk, 50_000)
         result = run_cli("expressions", str(out), "--templates", str(templates))
-    assert result.exit_code == 1
-    assert "GB free in" in result.output and "nothing was changed" in result.output
-    assert state(out) == regenerated["old"] and hidden(out) == []
+        assert result.exit_code == 1
+        assert "GB free in" in result.output and "nothing was changed" in result.output
+        assert state(out) == regenerated["old"] and hidden(out) == []
 
 
 @pytest.mark.parametrize("mode", ["error", "dead"])
@@ -531,3 +532,50 @@ def test_a_journal_is_replayed_once_and_blocks_another_commit(tmp_path: Path) ->
     assert (root / "a" / "x").read_text() == "new x" and (root / "y").read_text() == "new y"
     assert sorted(p.name for p in root.iterdir()) == ["a", "y"]
     assert roll_forward(root) == []  # done, and the journal is gone
+
+
+# ---------------------------------------------------------------------------- the order things reach the disk
+
+REAL_FSYNC = os.fsync  # before no_fsync stubs it out for each test
+
+
+def test_every_file_is_synced_before_the_journal_and_renames_before_it_goes(tiny_dataset: Path, templates: Path,
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real `expressions`, its fsyncs done for real (not the no_fsync stub) and recorded with every rename,
+    link and removal, in order: what a power cut at any moment relies on."""
+    out = copy(tiny_dataset, tmp_path / "out")
+    events: list[tuple[str, ...]] = []
+
+    def recording(name: str, real: Callable) -> Callable:
+        def call(*args):
+            if name == "fsync":
+                events.append(("fsync", os.readlink(f"/proc/self/fd/{args[0]}")))
+            else:
+                events.append((name, *(os.path.abspath(a) for a in args)))
+            return real(*args)
+        return call
+
+    monkeypatch.setattr(os, "fsync", recording("fsync", REAL_FSYNC))
+    for name in ("replace", "link", "unlink"):
+        monkeypatch.setattr(os, name, recording(name, getattr(os, name)))
+    result = run_cli("expressions", str(out), "--templates", str(templates))
+    assert result.exit_code == 0, result.output
+    monkeypatch.undo()
+    journal, root = str(out / JOURNAL), str(out)
+
+    def first(*event: str, after: int = -1) -> int:
+        return next(i for i, e in enumerate(events) if i > after and e[:len(event)] == event)
+
+    linked = next(i for i, e in enumerate(events) if e[0] == "link" and e[2] == journal)
+    renames = [(i, e[1], e[2]) for i, e in enumerate(events) if e[0] == "replace"]
+    assert len(renames) == 7 and all(".tmp-" in Path(source).name for _, source, _ in renames), renames
+    assert first("fsync", events[linked][1]) < linked  # the journal complete on disk before it appears
+    for i, source, _ in renames:  # every new file on disk before the journal that names it, renamed after it
+        assert first("fsync", source) < linked < i, source
+    assert linked < first("fsync", root, after=linked) < renames[0][0]  # the journal's name on disk, then renames
+    assert renames[-1][2] == str(out / "dataset.json")  # the manifest last
+    removed = first("unlink", journal)
+    for folder in {str(Path(target).parent) for _, _, target in renames}:  # the renames on disk, then the journal goes
+        assert renames[-1][0] < first("fsync", folder, after=renames[-1][0]) < removed, folder
+    assert first("fsync", root, after=removed) > removed  # and its removal is on disk too

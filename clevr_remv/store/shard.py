@@ -347,7 +347,10 @@ class ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.path))
-            self._file = stack.enter_context(h5py.File(tmp, "w"))
+            # No chunk cache: each view is one chunk, written whole, so the cache saved nothing, and on a full
+            # disk its dirty chunks made HDF5 crash (SIGSEGV in H5D__flush_all_cb) while closing the file; without
+            # it the failed write raises ENOSPC at once and `render` says "disk full" (tests/test_signals.py).
+            self._file = stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=0))
             _create_scene_datasets(self._file, self.scenes, self.views, self.height, self.width, self.amodal_masks)
             self._stack = stack.pop_all()
         return self
