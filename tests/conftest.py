@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import os
 import re
@@ -126,6 +127,28 @@ def fill_up(folder: Path, free: int) -> None:
     assert abs(_shutil.disk_usage(folder).free - free) <= 8192, _shutil.disk_usage(folder)
 
 
+@functools.lru_cache(maxsize=None)
+def gpus() -> dict[str, list[str]]:
+    """The GPUs Cycles lists on this machine, per backend ({} without one, or without bpy), asked once in a
+    process of its own (Cycles loads its GPU backends there, not in the test session)."""
+    import json
+    import subprocess
+    import sys
+
+    if not HAVE_BLENDER:
+        return {}
+    listed = subprocess.run([sys.executable, "-c", "import json; from clevr_remv.render.cycles import available_gpus; "
+                             "print(json.dumps(available_gpus()))"], capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    return json.loads(listed.stdout.strip().splitlines()[-1])
+
+
+def without_gpu() -> None:
+    """For a test of what happens without a GPU: skipped on a machine that has one (a GPU skip, allowed in CI)."""
+    if gpus():
+        pytest.skip(f"this machine has a GPU ({gpus()}): the test checks the behaviour without one")
+
+
 def render_tiny(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str] = TINY_ARGS) -> Path:
     """Render `args` (the tiny configuration by default) into a fresh `<name>/out`; where
     CLEVR_REMV_FIXTURES is set (a Python without bpy), copy the one tests/render_fixtures.py rendered."""
@@ -189,7 +212,8 @@ def templates_with_zero_hop(tmp_path_factory: pytest.TempPathFactory, text: str)
 # The tests that need bpy themselves (they render, or ask Blender): the `blender` mark, so that a Python
 # without bpy runs the rest with the stored datasets above (`pytest -m "not blender"`, CI's Python 3.12 run).
 # Whole modules first; where bpy is missing these are not collected at all (they import it, or skip without it).
-BLENDER_MODULES = {"test_blender_versions.py", "test_ray_runner.py", "test_renderer_setup.py", "test_wheel_install.py"}
+BLENDER_MODULES = {"test_blender_versions.py", "test_gpu_render.py", "test_ray_runner.py", "test_renderer_setup.py",
+                   "test_wheel_install.py"}
 BLENDER_TESTS = {  # module -> test functions (every parameter of one)
     "test_amodal.py": {"test_unit_vertices_are_blenders_meshes", "test_unoccluded_polygon_equals_cycles_alone",
                        "test_rendered_scene_amodal_contains_and_matches_visible",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, without_gpu
 from test_render import assert_same_shard
 
 from clevr_remv.cli import main
@@ -173,13 +173,17 @@ def test_help_lists_the_options() -> None:
         assert option in result.output
 
 
+@pytest.mark.gpu
 def test_gpu_requested_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None:
+    without_gpu()
     result = invoke("render", *TINY_ARGS, "--device", "gpu", "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "found no GPU")
     assert not list((tmp_path / "out").rglob("*.h5"))
 
 
+@pytest.mark.gpu
 def test_gpus_without_a_gpu_fails_with_one_line(tmp_path: Path) -> None:
+    without_gpu()
     for gpus in ("0", "all"):
         result = invoke("render", *TINY_ARGS, "--gpus", gpus, "--out", str(tmp_path / "out"))
         assert_one_line_error(result, f"--gpus {gpus}: Cycles found no GPU")
