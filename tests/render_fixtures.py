@@ -28,9 +28,10 @@ def fixture_datasets() -> dict[str, list[str]]:
     from test_amodal_outputs import AMODAL_ARGS
     from test_docs_examples import DOCS_DATASET_ARGS
     from test_finalize import ARGS as SINGLE_ARGS
+    from test_model import MODEL_ARGS
 
     return {"tiny": TINY_ARGS, "lightfield": LIGHTFIELD_ARGS, "docs-dataset": DOCS_DATASET_ARGS,
-            "single": SINGLE_ARGS, "amodal": AMODAL_ARGS}
+            "single": SINGLE_ARGS, "amodal": AMODAL_ARGS, "model": MODEL_ARGS}
 
 
 def stored_dataset(folder: Path, name: str, args: list[str]) -> Path:

@@ -91,6 +91,7 @@ FLOORS = [
     {"gpu", "render", "expressions", "stats"},               # the parts of production, and counting
     {"produce", "runners"},                                  # a dataset produced, shard by shard
     {"data", "lightfield", "evaluation", "export", "show"},  # a dataset used
+    {"model"},                                               # a model trained on it (torch, optional)
     {"cli.py", "commands"},                                  # the command line
 ]
 

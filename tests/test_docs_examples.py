@@ -13,7 +13,9 @@ The convention the pages are written to:
   --rig 3 --samples 1 (replaced or added, as tests/test_quickstart.py does to the README's quickstart)
   and --no-progress. `--scenes` stays as written, so pages keep it small.
 - `<!-- skip: next -->` before a block skips it (Sybil's skip directive: `skip: start` / `skip: end`
-  too). ```text, ```console, ```mermaid, ```yaml, ```toml and other fences never run.
+  too). A condition reads the page's namespace, which holds `HAVE_TORCH` (whether the train extra's
+  PyTorch is installed): `<!-- skip: start if(not HAVE_TORCH, reason="...") -->` keeps the reference
+  model's blocks from failing where torch is absent (conftest.need makes that a failure under CI=true). ```text, ```console, ```mermaid, ```yaml, ```toml and other fences never run.
 
 Sybil parses the pages (its Markdown lexers, skip directive and Python evaluator); the parametrised test
 below runs the examples instead of Sybil's own pytest collector, because docs/ is outside testpaths and
@@ -24,6 +26,7 @@ test_quickstart.py runs its commands.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -77,8 +80,15 @@ class Noted:
         return self.evaluate(example)
 
 
+def have_torch() -> bool:
+    """Whether the train extra's PyTorch is here; pages read it as HAVE_TORCH. Where CI installs it and it is
+    missing, test_model's need("torch") fails, so a skip here never hides a missing install."""
+    return importlib.util.find_spec("torch") is not None
+
+
 def parse(page: Path) -> Document:
     document = Document.parse(str(page), *PARSERS)
+    document.namespace["HAVE_TORCH"] = have_torch()
     for _, region in document.regions:
         if not isinstance(region.evaluator, Skipper):
             region.evaluator = Noted(region.evaluator)
@@ -218,6 +228,7 @@ def runnable_blocks(page: Path) -> list[tuple[str, str]]:
 
     document = Document.parse(str(page), CodeBlockParser("python", note("python")), CodeBlockParser("bash", note("bash")),
                               SkipParser())
+    document.namespace["HAVE_TORCH"] = have_torch()
     for example in document.examples():
         with contextlib.suppress(*SKIPPED):
             example.evaluate()
