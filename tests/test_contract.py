@@ -14,10 +14,10 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import need
 
 from clevr_remv.cli import main
 from clevr_remv.contract import STOPPED_CLEANLY
-
 
 # Every command that takes a dataset, with the arguments that make it start on DIR.
 DATASET_COMMANDS = {
@@ -34,7 +34,17 @@ DATASET_COMMANDS = {
     "expressions": ["expressions", "{dir}"],
     "verify": ["verify", "{dir}"],
     "finalize": ["finalize", "{dir}"],
+    "train": ["train", "{dir}", "--out", "{tmp}/run", "--steps", "1"],
+    "predict": ["predict", "{dir}", "{tmp}/run", "--out", "{tmp}/pred.h5"],
 }
+NEEDS_TORCH = {"train", "predict"}  # the reference model's commands: without torch they say only that
+
+
+def command_args(name: str, directory: Path, tmp: Path) -> list[str]:
+    """DATASET_COMMANDS[name] filled in; the reference model's commands need torch (conftest.need)."""
+    if name in NEEDS_TORCH:
+        need("torch", "pip install 'clevr-remv[train]'")
+    return filled(DATASET_COMMANDS[name], directory, tmp)
 
 
 def leaf_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -94,7 +104,7 @@ def test_not_a_dataset_reads_the_same_from_every_command(tmp_path: Path, name: s
         directory.write_text("not a dataset")
     elif where == "empty":
         directory.mkdir()
-    result = invoke(*filled(DATASET_COMMANDS[name], directory, tmp_path))
+    result = invoke(*command_args(name, directory, tmp_path))
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [f"Error: {directory} is not a clevr-remv dataset: {missing}"]
 
@@ -131,7 +141,7 @@ def test_a_stop_signal_exits_128_plus_its_number_in_one_line(tmp_path: Path, nam
     directory.mkdir()
     fifo = directory / "dataset.json"
     os.mkfifo(fifo)
-    args = filled(DATASET_COMMANDS[name], directory, tmp_path)
+    args = command_args(name, directory, tmp_path)
     process = subprocess.Popen([sys.executable, "-c", "from clevr_remv.cli import main; main()", *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     writer = _wait_until_reading(fifo, process)
@@ -185,7 +195,7 @@ def test_a_manifest_without_its_config_is_one_line_naming_finalize(tiny_dataset:
     manifest = json.loads((directory / "dataset.json").read_text())
     manifest["confih"] = manifest.pop("config")
     (directory / "dataset.json").write_text(json.dumps(manifest))
-    result = invoke(*filled(DATASET_COMMANDS[name], directory, tmp_path))
+    result = invoke(*command_args(name, directory, tmp_path))
     assert result.exit_code == 1, result.output
     assert result.output.splitlines()[-1:] == [
         f"Error: {directory / 'dataset.json'}: no valid 'config' (dict); "
