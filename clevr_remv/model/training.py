@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from clevr_remv.contract import Terminated
 from clevr_remv.data import RefDataset
+from clevr_remv.evaluation.metrics import mean_iou, overall_iou
 from clevr_remv.model.checkpoint import (
     BEST,
     FORMAT,
@@ -136,20 +137,20 @@ def stop_between_steps() -> Iterator[StopRequest]:
 
 def validate(model: ReferringUNet, samples: TensorSamples, device: str, batch_size: int,
              workers: int) -> tuple[float, float]:
-    """Overall IoU (sum of intersections / sum of unions) and mean IoU on `samples`, at the dataset's size."""
+    """Overall IoU (sum of intersections / sum of unions) and mean IoU on `samples`, at the dataset's size,
+    computed by evaluation.metrics, as `evaluate` computes them (0.0 for both without samples)."""
     model.eval()
-    inter_total = union_total = 0
-    ious = []
+    inters: list[int] = []
+    unions: list[int] = []
     loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, num_workers=workers, shuffle=False)
     for batch in loader:
         predicted, truth = predict_masks(model, batch, device), batch["mask"]
-        inter = (predicted & truth).sum(dim=(1, 2))
-        union = (predicted | truth).sum(dim=(1, 2))
-        inter_total += int(inter.sum())
-        union_total += int(union.sum())
-        ious.extend((inter / union.clamp(min=1)).tolist())
+        inters.extend((predicted & truth).sum(dim=(1, 2)).tolist())
+        unions.extend((predicted | truth).sum(dim=(1, 2)).tolist())
     model.train()
-    return inter_total / max(1, union_total), float(np.mean(ious)) if ious else 0.0
+    if not inters:
+        return 0.0, 0.0
+    return overall_iou(inters, unions), mean_iou(inters, unions)
 
 
 def run_config(dataset: Path, options: TrainOptions, train_refs: RefDataset, size: tuple[int, int],
