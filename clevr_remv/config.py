@@ -91,7 +91,7 @@ QUALITY_PRESETS: dict[str, Quality] = {
 # (which from_dict fills with the same default) still compares equal to the same settings today.
 _QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False, "blur_glossy": 1.0, "sample_clamp_indirect": 10.0}
 # The same for RenderConfig's own fields.
-_FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False}
+_FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False, "max_hops": 1, "targets": "one"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,10 @@ class RenderConfig:
     visibility_attempts: int = 100
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     amodal_masks: bool = False  # store every object's amodal mask per view (render --amodal-masks)
+    # The language (docs/expressions.md): relations chained per sentence, and whether a sentence may name
+    # several objects or none. 1 and "one" are the published CLEVR-Remv.
+    max_hops: int = 1
+    targets: str = "one"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -166,6 +170,8 @@ def validate(config: RenderConfig) -> None:
         (config.baseline > 0, f"--baseline must be positive, got {config.baseline}"),
         (config.device in DEVICE_REQUESTS, f"--device must be one of {', '.join(DEVICE_REQUESTS)}, got {config.device}"),
         (abs(sum(config.split_fractions) - 1.0) < 1e-9, "split fractions must add up to 1"),
+        (config.max_hops in (1, 2, 3), f"--max-hops must be 1, 2 or 3, got {config.max_hops}"),
+        (config.targets in ("one", "any"), f"--targets must be one or any, got {config.targets}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -233,7 +239,8 @@ def quality_preset(quality: Quality) -> str | None:
 # (produce/run.py) names a difference.
 OPTION_OF = {"scenes": "--scenes", "seed": "--seed", "width": "--width", "height": "--height", "grid": "--rig",
              "baseline": "--baseline", "quality.samples": "--samples", "depth_mantissa_bits": "--depth-bits",
-             "scenes_per_shard": "--scenes-per-shard", "amodal_masks": "--amodal-masks"}
+             "scenes_per_shard": "--scenes-per-shard", "amodal_masks": "--amodal-masks", "max_hops": "--max-hops",
+             "targets": "--targets"}
 
 
 def describe_difference(key: str, stored: Any, now: Any) -> str:
@@ -271,6 +278,9 @@ def render_arguments(config: RenderConfig) -> list[str]:
         args += [OPTION_OF["quality.samples"], str(config.quality.samples)]
     for key in ("depth_mantissa_bits", "scenes_per_shard"):
         args += [OPTION_OF[key], str(getattr(config, key))]
+    for key, published in (("max_hops", 1), ("targets", "one")):
+        if getattr(config, key) != published:
+            args += [OPTION_OF[key], str(getattr(config, key))]
     return args + ([OPTION_OF["amodal_masks"]] if config.amodal_masks else [])
 
 

@@ -284,3 +284,22 @@ def exit_now(code: int) -> NoReturn:
 def setup_logging(verbose: bool) -> None:
     """`clevr-remv: ...` lines on stderr; -v adds the decisions' details (and errors' tracebacks)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="clevr-remv: %(message)s")
+
+
+def language_options(keep_stored: bool = False) -> Callable[[Callable], Callable]:
+    """`--max-hops` and `--targets`, the language of the sentences (docs/expressions.md), for `render` and
+    `expressions`. `keep_stored`: no default, so that leaving an option out keeps the dataset's own."""
+    hops_default, targets_default = (None, None) if keep_stored else (1, "one")
+    kept = " (default: the dataset's own)" if keep_stored else ""
+
+    def add(function: Callable) -> Callable:
+        function = click.option(
+            "--targets", type=click.Choice(["one", "any"]), default=targets_default, show_default=not keep_stored,
+            help="one: every sentence names exactly one object (the published CLEVR-Remv); any: also sentences "
+                 f"naming several objects or none (plurals, and/or, no target){kept}.")(function)
+        return click.option(
+            "--max-hops", type=click.IntRange(1, 3), default=hops_default, show_default=not keep_stored,
+            help=f"Relations chained in one sentence: 1 is the published CLEVR-Remv, 2 and 3 add chains{kept}.",
+        )(function)
+
+    return add

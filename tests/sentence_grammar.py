@@ -240,16 +240,28 @@ ATTRIBUTES = ("size", "color", "material", "shape")
 
 
 def described(description: Node, scene: dict[str, Any], pool: set[int]) -> set[int]:
-    """The objects of `pool` that have every attribute value the description says (`any_shape` says none)."""
+    """The objects of `pool` that have every attribute value the description says (`any_shape`, and
+    `any_shapes` in the plural, say none; a plural shape says its singular: `cubes` is `cube`)."""
     said = {attribute: node.child_rule() for attribute in ATTRIBUTES if (node := description.find(attribute))}
+    if (plural := description.find("shapes")) is not None:
+        said["shape"] = plural.child_rule().removesuffix("s")
     if said.get("shape") == "any_shape":
         del said["shape"]
     return {o["id"] for o in scene["objects"] if o["id"] in pool and all(o[a] == v for a, v in said.items())}
 
 
+class NamesNothingDefinite(NotASentence):
+    """A description that `the` needs to fit exactly one object (an anchor, a link of a chain, a conjunct)
+    fits none or several: the sentence names nothing definite."""
+
+
 def the(description: Node, scene: dict[str, Any]) -> dict[str, Any] | None:
     """`the <description>`: the one object of the scene it fits, None where it fits none or several."""
-    fits = described(description, scene, {o["id"] for o in scene["objects"]})
+    return the_among(description, scene, {o["id"] for o in scene["objects"]})
+
+
+def the_among(description: Node, scene: dict[str, Any], pool: set[int]) -> dict[str, Any] | None:
+    fits = described(description, scene, pool)
     return next(o for o in scene["objects"] if o["id"] in fits) if len(fits) == 1 else None
 
 
@@ -268,22 +280,59 @@ def related(scene: dict[str, Any], anchor: dict[str, Any], relation: str) -> set
     return found
 
 
-def meaning(tree: Node, scene: dict[str, Any]) -> frozenset[int]:
-    """The ids of the objects a parsed sentence names in a scene description: those its referent's description
-    fits, among the objects its relation allows; none where its anchor is not exactly one object."""
-    pool = {o["id"] for o in scene["objects"]}
-    if (anchor_node := tree.find("anchor")) is not None:
-        anchor = the(anchor_node, scene)
-        if anchor is None:
-            return frozenset()
-        if (relation := tree.find("relation")) is not None:
-            pool = related(scene, anchor, relation.child_rule())
-        else:  # the same attribute: another object sharing the anchor's value of it
-            attribute = tree.find("compared").child_rule().removeprefix("compared_")
-            pool = {o["id"] for o in scene["objects"] if o["id"] != anchor["id"] and o[attribute] == anchor[attribute]}
-    return frozenset(described(tree.find("referent"), scene, pool))
+def linked(link: Node, scene: dict[str, Any], anchor: dict[str, Any]) -> set[int]:
+    """What a link keeps of the scene around `anchor`: a `relation` (relation, relation2 ...) by the
+    camera's directions, a `compared` attribute the other objects sharing the anchor's value of it."""
+    if (relation := link.find("relation")) is not None:
+        return related(scene, anchor, relation.child_rule())
+    attribute = link.find("compared").child_rule().removeprefix("compared_")
+    return {o["id"] for o in scene["objects"] if o["id"] != anchor["id"] and o[attribute] == anchor[attribute]}
 
 
-def names(sentence: str, scene: dict[str, Any]) -> frozenset[int]:
+# A chain's objects, the referent first and the anchor (named alone) last, and the links between them: link k
+# relates object k to object k + 1 ("The <referent> <relation> the <middle> that is <relation2> the <anchor>").
+CHAIN_OBJECTS = ("referent", "middle", "middle2", "anchor")
+CHAIN_LINKS = (("relation", "compared"), ("relation2", "compared2"), ("relation3",))
+
+
+def meaning(tree: Node, scene: dict[str, Any], strict: bool = False) -> frozenset[int]:
+    """The ids of the objects a parsed sentence names in a scene description. A chain: its anchor, then each
+    object on the way as the one its description fits among what the link from the previous one keeps, then
+    its referent's (or plural referents') description among what the last link keeps. "and": the two
+    objects; "or": every object either description fits. Where `the` finds none or several objects on the
+    way, the sentence names none; `strict` raises NamesNothingDefinite there instead (a stored sentence
+    must never lean on such a description, not even a no-target one)."""
+    family = tree.children[0]
+    parts = {child.rule: child for child in family.children if isinstance(child, Node)}
+    everything = {o["id"] for o in scene["objects"]}
+
+    def definite(description: Node, pool: set[int]) -> dict[str, Any] | None:
+        found = the_among(description, scene, pool)
+        if found is None and strict:
+            raise NamesNothingDefinite(f"{description.rule}: fits {len(described(description, scene, pool))} "
+                                       "objects where the sentence needs one")
+        return found
+
+    if "first" in parts:  # "and" joins two definite objects, "or" two descriptions
+        if family.rule == "conjunction":
+            ones = [definite(parts[p], everything) for p in ("first", "second")]
+            return frozenset() if None in ones else frozenset(o["id"] for o in ones)  # type: ignore[index]
+        return frozenset(described(parts["first"], scene, everything) | described(parts["second"], scene, everything))
+    objects = [parts[name] for name in CHAIN_OBJECTS[1:] if name in parts]
+    links = [next(parts[n] for n in names if n in parts) for names in CHAIN_LINKS if any(n in parts for n in names)]
+    referent = parts.get("referent", parts.get("referents"))
+    pool = everything
+    if objects:
+        current = definite(objects[-1], everything)
+        for k in range(len(links) - 1, -1, -1):
+            if current is None:
+                return frozenset()
+            pool = linked(links[k], scene, current)
+            if k > 0:
+                current = definite(objects[k - 1], pool)
+    return frozenset(described(referent, scene, pool))
+
+
+def names(sentence: str, scene: dict[str, Any], strict: bool = False) -> frozenset[int]:
     """What `sentence` names in `scene` (a scene description as stored), by the published grammar."""
-    return meaning(published_grammar().parse(sentence), scene)
+    return meaning(published_grammar().parse(sentence), scene, strict)

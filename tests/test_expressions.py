@@ -13,15 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clevr_remv.scene.layout import draw_layout, relation_holds, scene_rng
-from clevr_remv.scene.vocabulary import (
-    ATTRIBUTES,
-    COLORS,
-    MATERIALS,
-    MAX_OBJECTS,
-    SHAPES,
-    SIZES,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +25,7 @@ from clevr_remv.expressions import (
     from_json,
     generate_pairs,
     generate_refs,
+    language_templates,
     load_templates,
     relation_count,
 )
@@ -46,12 +38,21 @@ from clevr_remv.expressions.programs import (
 )
 from clevr_remv.expressions.realise import finish
 from clevr_remv.scene.description import SPLITS, Scene, SceneObject
+from clevr_remv.scene.layout import draw_layout, relation_holds, scene_rng
+from clevr_remv.scene.vocabulary import (
+    ATTRIBUTES,
+    COLORS,
+    MATERIALS,
+    MAX_OBJECTS,
+    SHAPES,
+    SIZES,
+)
 from clevr_remv.stats.language import expression_stats, format_stats, layout_stats
 
 CONFIG = RenderConfig()
 MIN_VISIBLE = CONFIG.min_visible_pixels
 ALL_VISIBLE = np.full((CONFIG.views, MAX_OBJECTS), 10_000, dtype=np.int32)
-TEMPLATES = load_templates()
+TEMPLATES = language_templates()  # the published language: --max-hops 1 --targets one
 LEXICON = TEMPLATES.lexicon
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -333,6 +334,19 @@ def edit(path: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
+def plural_before_unique(family: dict) -> None:
+    """A plural shape in a description that `unique` then takes: "the cubes" naming one object."""
+    family["program"][1]["value_inputs"][3] = "<P>"
+    family["texts"] = [t.replace("<S>", "<P>") for t in family["texts"]]
+
+
+def four_hops(family: dict) -> None:
+    """Three more relations chained onto a one-hop family: four in all, one more than --max-hops allows."""
+    for n in (5, 6, 7):
+        family["program"][-3:-3] = [{"function": "unique"}, {"function": "relate", "value_inputs": [f"<R{n}>"]},
+                                    {"function": "filter", "value_inputs": [f"<{k}{n}>" for k in "ZCMS"]}]
+
+
 @pytest.mark.parametrize(
     "file, change, message",
     [
@@ -340,7 +354,11 @@ def edit(path: Path, change) -> None:
         ("zero_hop.json", lambda d: d["texts"].append("The <Z> <C> <M> <X>."), "placeholder <X>"),
         ("zero_hop.json", lambda d: d["texts"].append("The <C> <M> <S>."), "<Z> must appear exactly once"),
         ("zero_hop.json", lambda d: d["program"].insert(1, {"function": "count"}), "unknown function 'count'"),
-        ("one_hop_spatial.json", lambda d: d["program"].extend(d["program"][3:]), "never two hops"),
+        ("one_hop_spatial.json", four_hops, "at most 3 hops"),
+        ("one_hop_spatial.json", lambda d: d.update(targets="many"), "targets must be one of one, several, none"),
+        ("one_hop_spatial.json", lambda d: d.update(targets="several"), "with targets 'several' must be"),
+        ("zero_hop.json", plural_before_unique, "<P> (a plural shape) only"),
+        ("lexicon.json", lambda d: d.pop("plural_shape"), "uses <P> (plural shapes) but"),
         ("one_hop_same.json", lambda d: d["constraints"].append({"type": "NULL", "params": ["<Q>"]}), "<Q>"),
         ("one_hop_same.json", lambda d: d.update(weight=-1), "weight"),
         ("lexicon.json", lambda d: d["words"]["color"].pop("cyan"), "words.color.cyan"),

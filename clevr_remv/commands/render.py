@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from clevr_remv.config import QUALITY_PRESETS, RenderConfig
-from clevr_remv.contract import counted, require_blender, setup_logging
+from clevr_remv.contract import counted, language_options, require_blender, setup_logging
 from clevr_remv.gpu.devices import DEVICE_REQUESTS
 
 log = logging.getLogger("clevr_remv")
@@ -70,12 +70,14 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
               help="Also store every object's amodal mask in every view (bit-packed, about 0.12 MB per "
                    "480x320 9x9 scene; docs: Occlusion). amodal_pixels and refs/visible_fraction are "
                    "always written.")
+@language_options()
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 @click.option("-v", "--verbose", is_flag=True)
 def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
            samples: int | None, device: str, depth_bits: int, scenes_per_shard: int, only: str | None,
            workers: int | None, gpus: str | None, workers_per_gpu: int, executor: str, threads: int | None,
-           ray_address: str | None, amodal_masks: bool, no_progress: bool, verbose: bool) -> None:
+           ray_address: str | None, amodal_masks: bool, max_hops: int, targets: str, no_progress: bool,
+           verbose: bool) -> None:
     """Render a dataset into OUT (resumable: complete shards are skipped).
 
     Exit status: 0 done (or this job's shards done), 1 an error or shards that failed twice,
@@ -96,7 +98,8 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
         quality = replace(quality, samples=samples)
     config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
                           quality=quality, device=device, scenes_per_shard=scenes_per_shard,
-                          depth_mantissa_bits=depth_bits, amodal_masks=amodal_masks)
+                          depth_mantissa_bits=depth_bits, amodal_masks=amodal_masks, max_hops=max_hops,
+                          targets=targets)
     shards = None
     if only:
         shards, which = select_shards(only, plan_shards(config), os.environ)
@@ -111,6 +114,8 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
              counted(scenes, "scene"), sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
     log.info("quality %s: %s, %s", preset, counted(quality.samples, "sample"),
              f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
+    log.info("language: up to %s per sentence, %s", counted(max_hops, "relation"),
+             "one target" if targets == "one" else "one, several or no target")
     chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
                            threads)
     from tqdm.contrib.logging import logging_redirect_tqdm

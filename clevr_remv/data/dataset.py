@@ -7,7 +7,11 @@
     sample = test[0]   # image (H,W,3) uint8, mask (H,W) bool, sentence, ref_id (the pair's refs/id in
                        # its split, as in predictions; docs/output-format.md, "Ids"), scene, object, view,
                        # visible_fraction (the referent's visible / amodal pixels in that view; NaN
-                       # in datasets rendered before it existed)
+                       # in datasets rendered before it existed), targets, target_count
+
+Under `render --targets any` a sentence may name several objects or none: the mask is then the union
+of its targets (all False for none), `targets` lists their ids, `target_count` says how many, and
+`object` is 0 (it is the referent only where there is exactly one).
 
 `sample="lightfield"` gives one sample per pair instead, with the chosen views stacked:
 
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from clevr_remv.data.selection import ViewSpec, describe_views, rig_grid, select_views
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 
 SAMPLE_KINDS = ("view", "lightfield")  # RefDataset(sample=...): one sample per (pair, view), or per pair
 # The arrays of a view a sample holds (`store.ShardReader.view` fields), without and with depth.
@@ -84,6 +89,9 @@ class RefDataset:
         # Per pair (R, all shards): id, referent, split-wide scene index, sentence.
         self.ref_ids = _concat([p["id"] for p in parts], np.int64)
         self.ref_objects = _concat([p["object"] for p in parts], np.int16)
+        # Per pair: which objects the sentence names (column k-1: object k), the published data one each.
+        self.ref_targets = (np.concatenate([p["targets"] for p in parts]) if parts
+                            else np.zeros((0, MAX_OBJECTS), bool))
         self.ref_scenes = _concat([p["scene"] for p in parts], np.int64)
         self.sentences: list[str] = [s for p in parts for s in p["sentences"]]
         # Per pair and view of the rig: the referent's visible fraction (NaN in datasets without it).
@@ -116,13 +124,16 @@ class RefDataset:
         obj = int(self.ref_objects[pair])
         views = self.views if self.sample == "lightfield" else [view]
         pixels = self._read(shard, row, views)
+        named = np.concatenate([[False], self.ref_targets[pair]])  # instance id -> named? (0: background)
         sample = {
             "image": pixels["image"],
-            "mask": pixels["mask"] == obj,
+            "mask": named[pixels["mask"]],
             "sentence": self.sentences[pair],
             "ref_id": int(self.ref_ids[pair]),
             "scene": int(self.ref_scenes[pair]),
             "object": obj,
+            "targets": [int(k) + 1 for k in np.flatnonzero(self.ref_targets[pair])],
+            "target_count": int(self.ref_targets[pair].sum()),
             "shard": self.shards[shard],
             "row": row,
         }
@@ -213,7 +224,8 @@ def _index_shard(path: str, views: np.ndarray, visible_only: bool, root: Path, p
         pair, which = np.nonzero(keep)  # row-major: a pair's views stay together
         view = views[which]
     return {
-        "id": refs.id, "object": refs.object, "scene": indices[rows], "sentences": refs.expression.tolist(),
+        "id": refs.id, "object": refs.object, "targets": refs.targets, "scene": indices[rows],
+        "sentences": refs.expression.tolist(),
         "row": rows[pair], "pair": pair.astype(np.int64), "view": view, "visible": visible,
         "fraction": refs.visible_fraction,  # NaN where not measured (store/refs.py)
     }

@@ -15,7 +15,13 @@ import numpy as np
 
 from clevr_remv.expressions.pairs import PAIRS_PER_SCENE, ExpressionResult, expression_rng, generate_pairs
 from clevr_remv.expressions.programs import ProgramError, evaluate, execute, from_json, relation_count, to_json
-from clevr_remv.expressions.templates import TemplateError, TemplateSet, default_template_dir, load_templates
+from clevr_remv.expressions.templates import (
+    TemplateError,
+    TemplateSet,
+    default_template_dir,
+    load_templates,
+    select_families,
+)
 from clevr_remv.scene.description import Scene
 from clevr_remv.store.records import Ref
 
@@ -33,6 +39,7 @@ __all__ = [
     "from_json",
     "generate_pairs",
     "generate_refs",
+    "language_templates",
     "load_templates",
     "relation_count",
     "resolve_templates",
@@ -53,19 +60,36 @@ def resolve_templates(templates: TemplateSet | str | Path | None) -> TemplateSet
     return _templates_in(str(Path(templates or default_template_dir()).resolve()))
 
 
+@lru_cache(maxsize=None)
+def _selected(path: str, max_hops: int, targets: str) -> TemplateSet:
+    return select_families(_templates_in(path), max_hops, targets)
+
+
+def language_templates(templates: str | Path | None = None, max_hops: int = 1, targets: str = "one") -> TemplateSet:
+    """The families a dataset's language options allow (RenderConfig.max_hops, .targets), from a template
+    folder (None: the repository's); the published options give the published families."""
+    return _selected(str(Path(templates or default_template_dir()).resolve()), max_hops, targets)
+
+
 def generate_refs(
     scene: Scene,
     visible_pixels: np.ndarray,
     min_visible: int,
     templates: TemplateSet | str | Path | None = None,
+    max_hops: int = 1,
+    targets: str = "one",
 ) -> list[Ref]:
-    """About 8 referring pairs for one scene, each naming exactly one visible object.
+    """About 8 referring pairs for one scene, each naming exactly its targets (one visible object in
+    the published language; `max_hops` and `targets` choose another, see docs/expressions.md).
 
-    visible_pixels: int (V, 10), column k-1 = object k; a pair is dropped when its referent
+    visible_pixels: int (V, 10), column k-1 = object k; a pair is dropped when a target
     or related object has fewer than `min_visible` pixels in the central view.
-    Deterministic in the scene's seed. See `generate_pairs` for the dropped counts too.
+    `templates`: a loaded set is used as it is; a folder (None: the repository's) is narrowed to the
+    families the options allow. Deterministic in the scene's seed. See `generate_pairs` for the
+    dropped counts too.
     """
-    return generate_pairs(scene, visible_pixels, min_visible, resolve_templates(templates)).refs
+    chosen = templates if isinstance(templates, TemplateSet) else language_templates(templates, max_hops, targets)
+    return generate_pairs(scene, visible_pixels, min_visible, chosen).refs
 
 
 def expression_attrs(expressions: list[ExpressionResult]) -> dict[str, int]:

@@ -3,7 +3,8 @@
 A sentence is only as trustworthy as the program it realises, so programs are plain data
 (a JSON list of nodes, CLEVR v1.0's question-program format) and the evaluator below is
 the single judge of what a program refers to. The engine keeps a sentence only when its
-program, run on the scene description, returns exactly one object: the referent.
+program, run on the scene description, returns exactly its targets: one object (a program
+ending in `unique`), or a set of several or none (a program ending in a set, `--targets any`).
 
 A node is ``{"function": name, "inputs": [node indices], "value_inputs": [strings]}``:
 
@@ -17,6 +18,8 @@ relate              object        set         objects value_inputs[0] (left, rig
                                               behind) of it, CLEVR's rule (`relation_holds`)
 same_<attr>         object        set         other objects sharing its <attr> (itself
                                               excluded, as in CLEVR)
+union               two sets or   set         the objects of either input (`and`, `or`);
+                    objects                   an object counts as the set of itself
 ==================  ============  ==========  =============================================
 
 <attr> is one of size, color, material, shape. Objects are 1-based ids, as in the masks.
@@ -40,7 +43,7 @@ Value = Union[frozenset[int], int, None]
 FILTER_FUNCTIONS: dict[str, str] = {f"filter_{a}": a for a in ATTRIBUTES}
 SAME_FUNCTIONS: dict[str, str] = {f"same_{a}": a for a in ATTRIBUTES}
 RELATION_FUNCTIONS: frozenset[str] = frozenset({"relate", *SAME_FUNCTIONS})
-FUNCTIONS: frozenset[str] = frozenset({"scene", "unique", *FILTER_FUNCTIONS, *RELATION_FUNCTIONS})
+FUNCTIONS: frozenset[str] = frozenset({"scene", "unique", "union", *FILTER_FUNCTIONS, *RELATION_FUNCTIONS})
 
 
 class ProgramError(ValueError):
@@ -65,7 +68,7 @@ def from_json(text: str) -> Program:
 
 
 def relation_count(program: Program) -> int:
-    """How many hops the program makes (the engine allows at most one)."""
+    """How many hops the program makes (`--max-hops` bounds it; the published data has at most one)."""
     return sum(n["function"] in RELATION_FUNCTIONS for n in program)
 
 
@@ -90,6 +93,17 @@ def evaluate(program: Program, scene: Scene) -> int | None:
     return result
 
 
+def targets(program: Program, scene: Scene) -> frozenset[int] | None:
+    """The objects the program names: its one object, or its final set (several or none); None when
+    a `unique` on the way found 0 or 2+ objects (the sentence names nothing definite)."""
+    if not program:
+        raise ProgramError("empty program")
+    result = execute(program, scene)[-1]
+    if result is None:
+        return None
+    return frozenset({result}) if isinstance(result, int) else result
+
+
 def unique_inputs(program: Program, scene: Scene) -> list[Value]:
     """The set each `unique` node receives: exactly one member each when the program is valid."""
     outputs = execute(program, scene)
@@ -107,13 +121,15 @@ def _apply(n: Node, inputs: list[Value], scene: Scene, index: int) -> Value:
     values = n.get("value_inputs", [])
     if function not in FUNCTIONS:
         raise ProgramError(f"node {index}: unknown function {function!r}")
-    expected = 0 if function == "scene" else 1
+    expected = {"scene": 0, "union": 2}.get(function, 1)
     if len(inputs) != expected:
         raise ProgramError(f"node {index} ({function}): takes {expected} input(s), got {len(inputs)}")
     if function == "scene":
         return frozenset(o.id for o in scene.objects)
-    if inputs[0] is None:  # an earlier unique failed: no answer propagates
+    if any(i is None for i in inputs):  # an earlier unique failed: no answer propagates
         return None
+    if function == "union":
+        return frozenset().union(*({i} if isinstance(i, int) else i for i in inputs))
     if function in FILTER_FUNCTIONS:
         return _filter(scene, _as_set(inputs[0], n, index), FILTER_FUNCTIONS[function], _one_value(values, n, index))
     if function == "unique":

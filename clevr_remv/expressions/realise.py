@@ -14,6 +14,7 @@ from clevr_remv.expressions.search import Instance
 from clevr_remv.expressions.templates import (
     CHOICE_KINDS,
     PLACEHOLDER,
+    PLURAL_KIND,
     SLOT_KINDS,
     Lexicon,
 )
@@ -41,6 +42,8 @@ def fill(text: str, instance: Instance, lexicon: Lexicon, rng: np.random.Generat
             return _pick(lexicon.words[CHOICE_KINDS[kind]][choices[match.group(0)]], rng)
         attribute = SLOT_KINDS[kind]
         value = slots[suffix].value(attribute)
+        if kind == PLURAL_KIND:  # templates.load_templates made sure the lexicon has plurals
+            return _pick(lexicon.plural[value] if value is not None else lexicon.unnamed_plural, rng)  # type: ignore[index]
         if value is not None:
             return _pick(lexicon.words[attribute][value], rng)
         return _pick(lexicon.unnamed_shape, rng) if attribute == "shape" else ""
@@ -52,9 +55,11 @@ def fill(text: str, instance: Instance, lexicon: Lexicon, rng: np.random.Generat
 
 
 def finish(text: str) -> str:
-    """Single spaces, no space before punctuation, a capital first letter, a final full stop."""
+    """Single spaces, no space before punctuation, "an" before a vowel, a capital first letter, a final
+    full stop."""
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r" ([.,;:!?])", r"\1", text)
+    text = re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", text)
     if not text:
         return text
     text = text[0].upper() + text[1:]

@@ -9,7 +9,12 @@ Placeholders are ``<K>`` or ``<Kn>``: K says what fills it, the optional number 
 the object slot (no number and each number are different objects):
 
     Z size, C colour, M material, S shape   (one filter step describes one object)
+    P shape worded in the plural            (instead of S, where a filter ends in a set: "the red cubes")
     R relation (left, right, front, behind), A attribute kind (size, color, material, shape)
+
+A family says which targets its sentences have (`targets`: one object, several, or none) and its
+program's shape follows from that (`_check_shape`): chains of up to MAX_HOPS relations, a final set
+for several or none, or the `union` of two descriptions ("and", "or").
 """
 
 from __future__ import annotations
@@ -31,9 +36,13 @@ from clevr_remv.scene.vocabulary import (
 
 LEXICON_FILE = "lexicon.json"
 RELATIONS: tuple[str, ...] = ("left", "right", "front", "behind")  # rig.ground_directions' keys
-SLOT_KINDS: dict[str, str] = {"Z": "size", "C": "color", "M": "material", "S": "shape"}
+SLOT_KINDS: dict[str, str] = {"Z": "size", "C": "color", "M": "material", "S": "shape", "P": "shape"}
+PLURAL_KIND = "P"
 CHOICE_KINDS: dict[str, str] = {"R": "relation", "A": "attribute"}
-STEP_FUNCTIONS: frozenset[str] = frozenset({"scene", "filter", "unique", "relate", "same"})
+STEP_FUNCTIONS: frozenset[str] = frozenset({"scene", "filter", "unique", "relate", "same", "union"})
+# What a family's sentences name: exactly one object (the published data), several, or none.
+TARGET_KINDS: tuple[str, ...] = ("one", "several", "none")
+MAX_HOPS = 3  # relations chained in one sentence (--max-hops 1..3)
 CONSTRAINT_TYPES: frozenset[str] = frozenset({"NULL", "NULL_SAME"})
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "size": tuple(SIZES),
@@ -43,12 +52,17 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "relation": RELATIONS,
     "attribute": ATTRIBUTES,
 }
-# The only program shapes allowed: zero-hop, or exactly one relation (never two hops).
-SHAPES_ALLOWED: tuple[tuple[str, ...], ...] = (
-    ("scene", "filter", "unique"),
-    ("scene", "filter", "unique", "relate", "filter", "unique"),
-    ("scene", "filter", "unique", "same", "filter", "unique"),
-)
+# Program shapes, one letter per step (scene s, filter f, unique u, relate r, same m, union +). A branch
+# describes one object through a chain of relations, each anchor a unique; it ends in `unique` (one
+# object) or in the filter's set (several or none). Two zero-hop branches joined by `union` are "and"
+# (two uniques) or "or" (two sets).
+_STEP_LETTERS = {"scene": "s", "filter": "f", "unique": "u", "relate": "r", "same": "m", "union": "+"}
+_CHAIN = rf"sf(?:u[rm]f){{0,{MAX_HOPS}}}"
+SHAPES_BY_TARGETS: dict[str, tuple[str, ...]] = {
+    "one": (rf"{_CHAIN}u",),
+    "none": (_CHAIN,),
+    "several": (_CHAIN, r"sfusfu\+", r"sfsf\+"),
+}
 PLACEHOLDER = re.compile(r"<([A-Z])(\d*)>")
 ANGLE = re.compile(r"<[^<>]*>")
 
@@ -72,6 +86,7 @@ class Family:
     name: str
     description: str
     weight: float  # share of the pairs this family aims for, relative to the others
+    targets: str  # one of TARGET_KINDS
     steps: tuple[Step, ...]
     texts: tuple[str, ...]
     null: frozenset[str]  # placeholders never filled (the attribute is never said)
@@ -81,12 +96,31 @@ class Family:
 
     @property
     def slots(self) -> tuple[str, ...]:
-        """Object slot suffixes in program order: the anchor (if any) first, the referent last."""
+        """Object slot suffixes in program order: the first anchor (if any) first, the referent last."""
         return tuple(_suffix(s.params[0]) for s in self.steps if s.function == "filter")
 
     @property
     def relation_step(self) -> Step | None:
         return next((s for s in self.steps if s.function in ("relate", "same")), None)
+
+    @property
+    def relation_steps(self) -> tuple[Step, ...]:
+        """The chain's relations in program order (the one nearest the referent last)."""
+        return tuple(s for s in self.steps if s.function in ("relate", "same"))
+
+    @property
+    def hops(self) -> int:
+        return len(self.relation_steps)
+
+    @property
+    def joined(self) -> bool:
+        """Two descriptions joined by `union` ("and", "or") rather than one chain."""
+        return any(s.function == "union" for s in self.steps)
+
+    @property
+    def plural(self) -> bool:
+        """The program ends in a set (several or no targets), not in `unique`."""
+        return self.steps[-1].function != "unique"
 
 
 @dataclass(frozen=True)
@@ -97,6 +131,8 @@ class Lexicon:
     unnamed_shape: tuple[str, ...]  # said when the shape is not (thing, object)
     said_weights: tuple[float, ...]  # weight of saying 0..4 attributes of an object
     source: Path
+    plural: dict[str, tuple[str, ...]] | None = None  # shape -> plural phrasings (cubes, blocks); <P>
+    unnamed_plural: tuple[str, ...] = ()  # things, objects
 
 
 @dataclass(frozen=True)
@@ -104,6 +140,9 @@ class TemplateSet:
     families: tuple[Family, ...]
     lexicon: Lexicon
     root: Path
+    # How a scene's turns pick a family (expressions/pairs.py): "deficit", the published rule, or "weighted",
+    # the extended language's (select_families says why).
+    mix: str = "deficit"
 
     def family(self, name: str) -> Family:
         for f in self.families:
@@ -139,7 +178,30 @@ def load_templates(path: str | Path | None = None) -> TemplateSet:
         if f.name in seen:
             raise TemplateError(f"{f.source}: family name {f.name!r} already used by {seen[f.name]}")
         seen[f.name] = f.source
+        if any(_kind(p) == PLURAL_KIND for s in f.steps for p in s.params) and lexicon.plural is None:
+            raise TemplateError(f"{f.source}: uses <P> (plural shapes) but {lexicon.source} has no plural_shape")
     return TemplateSet(families, lexicon, root)
+
+
+def select_families(templates: TemplateSet, max_hops: int, targets: str) -> TemplateSet:
+    """The families a dataset's language options allow (`--max-hops`, `--targets one|any`), in file order.
+
+    With the published options (1, one) that is exactly the published families, so the expression
+    stream draws as it always did and the default dataset's sentences stay byte-identical.
+    """
+    if not 0 <= max_hops <= MAX_HOPS:
+        raise ValueError(f"--max-hops must be 0..{MAX_HOPS}, got {max_hops}")
+    if targets not in ("one", "any"):
+        raise ValueError(f"--targets must be one or any, got {targets!r}")
+    chosen = tuple(f for f in templates.families
+                   if f.hops <= max_hops and (targets == "any" or f.targets == "one"))
+    if not chosen:
+        raise TemplateError(f"{templates.root}: no template family fits --max-hops {max_hops} --targets {targets}")
+    # The published rule gives each turn to the family furthest behind its share within the scene: with three
+    # families and 8 pairs each gets its share in every scene. With up to a dozen families a light one is
+    # never furthest behind in 8 turns and would never be said; the extended language draws instead.
+    published = max_hops <= 1 and targets == "one"
+    return TemplateSet(chosen, templates.lexicon, templates.root, "deficit" if published else "weighted")
 
 
 def _read_json(path: Path) -> Any:
@@ -182,14 +244,17 @@ def parse_family(d: Any, path: Path) -> Family:
     name = _require(d, "family", str, path)
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise _fail(path, f"family name {name!r} must be lower-case letters, digits and _")
-    known = {"family", "description", "weight", "program", "constraints", "texts", "said_weights"}
+    known = {"family", "description", "weight", "targets", "program", "constraints", "texts", "said_weights"}
     unknown = set(d) - known
     if unknown:
         raise _fail(path, f"unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
     weight = float(_require(d, "weight", (int, float), path)) if "weight" in d else 1.0
     if not math.isfinite(weight) or weight <= 0:
         raise _fail(path, f"weight must be a positive number, got {weight}")
-    steps = _parse_program(_require(d, "program", list, path), path)
+    targets = d.get("targets", "one")
+    if not isinstance(targets, str) or targets not in TARGET_KINDS:
+        raise _fail(path, f"targets must be one of {', '.join(TARGET_KINDS)}, got {targets!r}")
+    steps = _parse_program(_require(d, "program", list, path), targets, path)
     placeholders = {p for s in steps for p in s.params}
     null, null_same = _parse_constraints(d.get("constraints", []), placeholders, path)
     texts = tuple(_parse_text(t, i, placeholders, path) for i, t in enumerate(_require(d, "texts", list, path)))
@@ -197,22 +262,36 @@ def parse_family(d: Any, path: Path) -> Family:
         raise _fail(path, "texts must list at least one phrasing")
     said = _parse_said_weights(d["said_weights"], path) if "said_weights" in d else None
     description = d.get("description", "")
-    return Family(name, str(description), weight, steps, texts, null, null_same, said, path)
+    return Family(name, str(description), weight, targets, steps, texts, null, null_same, said, path)
 
 
-def _parse_program(raw: list[Any], path: Path) -> tuple[Step, ...]:
+def _parse_program(raw: list[Any], targets: str, path: Path) -> tuple[Step, ...]:
     steps = tuple(_parse_step(s, i, path) for i, s in enumerate(raw))
-    functions = tuple(s.function for s in steps)
-    if functions not in SHAPES_ALLOWED:
-        raise _fail(
-            path,
-            "program must be scene, filter, unique, optionally followed by one relate or same step, "
-            f"filter, unique (at most one relation, never two hops); got {', '.join(functions) or 'nothing'}",
-        )
+    _check_shape(steps, targets, path)
     slots = [_suffix(s.params[0]) for s in steps if s.function == "filter"]
     if len(set(slots)) != len(slots):
         raise _fail(path, f"two filter steps describe the same object slot {slots}; number the second (<Z2> ...)")
     return steps
+
+
+def _check_shape(steps: tuple[Step, ...], targets: str, path: Path) -> None:
+    """The program is one of the shapes its `targets` allow, and <P> (plural) only ends a set."""
+    functions = tuple(s.function for s in steps)
+    letters = "".join(_STEP_LETTERS[f] for f in functions)
+    if not any(re.fullmatch(shape, letters) for shape in SHAPES_BY_TARGETS[targets]):
+        wanted = {
+            "one": f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter; then unique",
+            "none": f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter (ending in the set)",
+            "several": (f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter (ending in the "
+                        "set); or two zero-hop descriptions (scene, filter[, unique]) joined by union"),
+        }[targets]
+        raise _fail(path, f"program of a family with targets {targets!r} must be {wanted} "
+                    f"(at most {MAX_HOPS} hops); got {', '.join(functions) or 'nothing'}")
+    for i, step in enumerate(steps):
+        ends_in_set = step.function == "filter" and (i + 1 == len(steps) or steps[i + 1].function != "unique")
+        plural = any(_kind(p) == PLURAL_KIND for p in step.params)
+        if plural and not ends_in_set:
+            raise _fail(path, f"program[{i}]: <P> (a plural shape) only where a filter ends in a set; use <S>")
 
 
 def _parse_step(raw: Any, index: int, path: Path) -> Step:
@@ -227,8 +306,10 @@ def _parse_step(raw: Any, index: int, path: Path) -> Step:
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise _fail(path, f"{where}: value_inputs must be a list of placeholder strings, got {params!r}")
     params = tuple(params)
-    expected = {"scene": "", "unique": "", "filter": "ZCMS", "relate": "R", "same": "A"}[function]
+    expected = {"scene": "", "unique": "", "union": "", "filter": "ZCMS", "relate": "R", "same": "A"}[function]
     kinds = "".join(_kind(p) or "?" for p in params)
+    if function == "filter" and PLURAL_KIND in kinds:
+        expected = expected.replace("S", PLURAL_KIND)
     if sorted(kinds) != sorted(expected):
         wanted = " ".join(f"<{k}>" for k in expected) or "no value_inputs"
         raise _fail(path, f"{where} ({function}): value_inputs must be {wanted} (same number on each), "
@@ -249,7 +330,7 @@ def _parse_constraints(raw: Any, placeholders: set[str], path: Path) -> tuple[fr
         params = _require(c, "params", list, path, where)
         if kind not in CONSTRAINT_TYPES:
             raise _fail(path, f"{where}: unknown type {kind!r}; use one of {sorted(CONSTRAINT_TYPES)}")
-        allowed = "ZCMS" if kind == "NULL" else "A"
+        allowed = "ZCMSP" if kind == "NULL" else "A"
         for p in params:
             if p not in placeholders or _kind(p) not in allowed:
                 raise _fail(path, f"{where} ({kind}): {p!r} is not a program placeholder of kind {'/'.join(allowed)}")
@@ -286,9 +367,10 @@ def _parse_said_weights(raw: Any, path: Path) -> tuple[float, ...]:
 def parse_lexicon(d: Any, path: Path) -> Lexicon:
     """Every vocabulary value needs at least one phrasing; unknown values are typos."""
     raw_words = _require(d, "words", dict, path)
-    unknown = set(d) - {"description", "words", "unnamed_shape", "said_weights"}
+    allowed_keys = ("description", "words", "unnamed_shape", "said_weights", "plural_shape", "unnamed_plural")
+    unknown = set(d) - set(allowed_keys)
     if unknown:
-        raise _fail(path, f"unknown keys {sorted(unknown)}; allowed: description, words, unnamed_shape, said_weights")
+        raise _fail(path, f"unknown keys {sorted(unknown)}; allowed: {', '.join(allowed_keys)}")
     words: dict[str, dict[str, tuple[str, ...]]] = {}
     for kind, values in VOCABULARY.items():
         table = _require(raw_words, kind, dict, path, "words")
@@ -298,7 +380,14 @@ def parse_lexicon(d: Any, path: Path) -> Lexicon:
         words[kind] = {v: _phrasings(table.get(v), f"words.{kind}.{v}", path) for v in values}
     unnamed = _phrasings(d.get("unnamed_shape"), "unnamed_shape", path)
     said = _parse_said_weights(_require(d, "said_weights", list, path), path)
-    return Lexicon(words, unnamed, said, path)
+    if "plural_shape" not in d:
+        return Lexicon(words, unnamed, said, path)
+    table = _require(d, "plural_shape", dict, path)
+    if set(table) != set(SHAPES):
+        raise _fail(path, f"plural_shape must give every shape {list(SHAPES)}, got {sorted(table)}")
+    plural = {v: _phrasings(table[v], f"plural_shape.{v}", path) for v in SHAPES}
+    unnamed_plural = _phrasings(d.get("unnamed_plural"), "unnamed_plural", path)
+    return Lexicon(words, unnamed, said, path, plural, unnamed_plural)
 
 
 def _phrasings(raw: Any, where: str, path: Path) -> tuple[str, ...]:

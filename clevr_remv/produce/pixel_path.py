@@ -22,7 +22,7 @@ import numpy as np
 
 from clevr_remv import __version__
 from clevr_remv.config import RenderConfig
-from clevr_remv.expressions import ExpressionResult, expression_attrs, generate_pairs, resolve_templates
+from clevr_remv.expressions import ExpressionResult, expression_attrs, generate_pairs, language_templates
 from clevr_remv.produce import provenance
 from clevr_remv.scene import rig
 from clevr_remv.scene.description import Scene
@@ -71,7 +71,8 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
     intrinsics, world_to_camera = rig.intrinsics(scene.rig), rig.world_to_camera(scene.rig)
     with stopwatch.section("annotate"):
         counts = visible_pixels(views.masks)
-        expressions = generate_pairs(scene, counts, config.min_visible_pixels, resolve_templates(None))
+        expressions = generate_pairs(scene, counts, config.min_visible_pixels,
+                                     language_templates(None, config.max_hops, config.targets))
     with stopwatch.section("amodal"):
         amodal_counts, amodal_kept = amodal(scene, views.masks, views.depth, intrinsics, world_to_camera,
                                             keep_masks=config.amodal_masks)

@@ -4,6 +4,7 @@ rewritten from its stored scenes and pixel counts, all or nothing, without re-re
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from clevr_remv.config import from_dict
 from clevr_remv.contract import DamagedShard, describe_read_error
-from clevr_remv.expressions import expression_attrs, generate_pairs, resolve_templates
+from clevr_remv.expressions import expression_attrs, generate_pairs, language_templates
 from clevr_remv.produce.finish import dataset_manifest, stage_dataset_files
 from clevr_remv.scene.description import Scene
 from clevr_remv.store import (
@@ -29,7 +30,8 @@ from clevr_remv.store.transaction import Transaction
 
 
 def regenerate_expressions(out: Path, templates: Path | None = None,
-                           on_shard: Callable[[Path], None] | None = None) -> Path:
+                           on_shard: Callable[[Path], None] | None = None,
+                           max_hops: int | None = None, targets: str | None = None) -> Path:
     """Rewrite every shard's refs from its stored scenes and pixel counts: no re-rendering.
 
     All or nothing: every shard is read and its new refs made before anything is written (a
@@ -37,17 +39,23 @@ def regenerate_expressions(out: Path, templates: Path | None = None,
     and dataset.json (last) are written to temporaries and renamed together
     (store/transaction.py). That needs free space for a copy of every shard meanwhile (they
     hold the images); it is checked first. `on_shard(path)` follows for each rewritten shard.
+    `max_hops` and `targets` change the dataset's language (None: keep the stored one); the new
+    settings are stored with it, in dataset.json and every shard, so a later resume keeps them.
     """
     manifest = require_manifest(out)
     sweep_stale_temporaries(out)
     config = from_dict(manifest["config"])
-    template_set = resolve_templates(templates)
+    config = config.with_(max_hops=config.max_hops if max_hops is None else max_hops,
+                          targets=config.targets if targets is None else targets)
+    template_set = language_templates(templates, config.max_hops, config.targets)
     shards = plan_shards(config)
     refs, counts, attrs = {}, {}, {}
     for shard in shards:
         scenes, attrs[shard.name] = stored_scenes(shard.path(out), out)
         results = [generate_pairs(scene, pixels, config.min_visible_pixels, template_set) for scene, pixels in scenes]
-        refs[shard.name], counts[shard.name] = [r.refs for r in results], expression_attrs(results)
+        # The shard carries the dataset's settings too: the language may have changed.
+        counts[shard.name] = {**expression_attrs(results), "config": json.dumps(config.identity(), sort_keys=True)}
+        refs[shard.name] = [r.refs for r in results]
         attrs[shard.name].update(counts[shard.name])
     require_free_space(out, sum(s.path(out).stat().st_size for s in shards), "rewriting every shard's refs")
     new_manifest = dataset_manifest(config, manifest.get("blender_version", "unknown"), attrs)

@@ -21,6 +21,7 @@ from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.expressions import resolve_templates
 from clevr_remv.expressions.pairs import ExpressionResult, generate_pairs
 from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json
+from clevr_remv.expressions.templates import select_families
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.layout import draw_layout, scene_rng
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
@@ -83,10 +84,12 @@ def _relation(program: str) -> str:
     return "none"
 
 
-def layout_stats(layouts: int, split: str = "train", seed: int = 0, templates: Any = None) -> dict[str, Any]:
-    """Stats on `layouts` drawn layouts of a split, every object fully visible (no rendering)."""
+def layout_stats(layouts: int, split: str = "train", seed: int = 0, templates: Any = None,
+                 max_hops: int = 1, targets: str = "one") -> dict[str, Any]:
+    """Stats on `layouts` drawn layouts of a split, every object fully visible (no rendering), in the
+    language `max_hops` and `targets` allow (the published one by default)."""
     config = RenderConfig(seed=seed)
-    loaded = resolve_templates(templates)
+    loaded = select_families(resolve_templates(templates), max_hops, targets)
     visible = np.full((config.views, MAX_OBJECTS), 10 * config.min_visible_pixels, dtype=np.int32)
     items = []
     for index in range(layouts):

@@ -33,15 +33,18 @@ REF_PROGRAM = f"{REFS}/program"
 REF_VISIBLE = f"{REFS}/visible"
 REF_VISIBLE_FRACTION = f"{REFS}/visible_fraction"
 REF_ID = f"{REFS}/id"
+# Schema 4: bool (R, N_max), column k-1 = object k is named; int8 (R,) how many (0 = no target).
+REF_TARGETS = f"{REFS}/targets"
+REF_TARGET_COUNT = f"{REFS}/target_count"
 
 # Every dataset a complete shard holds, per scene and per pair, in the order they are written.
 SCENE_DATASETS: tuple[str, ...] = (IMAGES, MASKS, DEPTH, INTRINSICS, WORLD_TO_CAMERA, VISIBLE_PIXELS,
                                    AMODAL_PIXELS, SCENES)
 REF_DATASETS: tuple[str, ...] = (REF_SCENE, REF_OBJECT, REF_EXPRESSION, REF_FAMILY, REF_PROGRAM, REF_VISIBLE,
-                                 REF_VISIBLE_FRACTION, REF_ID)
+                                 REF_VISIBLE_FRACTION, REF_ID, REF_TARGETS, REF_TARGET_COUNT)
 # Datasets added after version 2, with the schema version that added them: a file of an older version
 # lacks them, and readers give one documented value instead (store/refs.py for the visible fraction).
-DATASETS_SINCE: dict[str, int] = {AMODAL_PIXELS: 3, REF_VISIBLE_FRACTION: 3}
+DATASETS_SINCE: dict[str, int] = {AMODAL_PIXELS: 3, REF_VISIBLE_FRACTION: 3, REF_TARGETS: 4, REF_TARGET_COUNT: 4}
 # Every name a shard may hold (the optional amodal masks too).
 COLUMNS: tuple[str, ...] = SCENE_DATASETS + (AMODAL_MASKS,) + REF_DATASETS
 

@@ -30,11 +30,17 @@ class SceneRender:
 
 @dataclass(frozen=True)
 class Ref:
-    """One referring pair: a sentence that names exactly one object of a scene."""
+    """One referring pair: a sentence and the objects it names (one in the published data; several or
+    none under `--targets any`)."""
 
     id: int  # stable, unique within the split
-    object: int  # referent, 1-based like the masks
+    object: int  # the referent, 1-based like the masks; 0 when the sentence names several objects or none
     expression: str
     family: str
     program: str  # JSON functional program the sentence realises
-    visible: np.ndarray  # bool (V,), referent visible in that view
+    visible: np.ndarray  # bool (V,), every target visible in that view (always true with no target)
+    targets: tuple[int, ...] | None = None  # the 1-based objects named, ascending; None: just `object`
+
+    @property
+    def target_ids(self) -> tuple[int, ...]:
+        return (self.object,) if self.targets is None else self.targets

@@ -24,8 +24,11 @@ from dataclasses import dataclass, fields
 import h5py
 import numpy as np
 
+from clevr_remv.scene.vocabulary import MAX_OBJECTS
 from clevr_remv.store.columns import (
     REF_DATASETS,
+    REF_TARGET_COUNT,
+    REF_TARGETS,
     REF_VISIBLE_FRACTION,
     REFS,
     read_column,
@@ -33,12 +36,13 @@ from clevr_remv.store.columns import (
 
 # Table column -> dataset: each column is named after its dataset in the refs group, and read in
 # the order they are written (visible_fraction apart: it may be missing).
-_COLUMNS: dict[str, str] = {name.removeprefix(f"{REFS}/"): name for name in REF_DATASETS
-                            if name != REF_VISIBLE_FRACTION}
-# The datasets a table needs; `refs/visible_fraction` is optional (schema 3).
+_OPTIONAL = (REF_VISIBLE_FRACTION, REF_TARGETS, REF_TARGET_COUNT)
+_COLUMNS: dict[str, str] = {name.removeprefix(f"{REFS}/"): name for name in REF_DATASETS if name not in _OPTIONAL}
+# The datasets a table needs; `refs/visible_fraction` (schema 3) and the targets (schema 4) are optional.
 REQUIRED: tuple[str, ...] = tuple(_COLUMNS.values())
 _DTYPES: dict[str, type] = {"id": np.int64, "scene": np.int32, "object": np.int16, "expression": object,
-                            "family": object, "program": object, "visible": bool, "visible_fraction": np.float32}
+                            "family": object, "program": object, "visible": bool, "visible_fraction": np.float32,
+                            "targets": bool, "target_count": np.int8}
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +62,9 @@ class RefTable:
     family: np.ndarray  # (R,) str, its template family
     program: np.ndarray  # (R,) str, JSON functional program
     visible: np.ndarray  # (R, V) bool, referent above the visibility threshold in that view
-    visible_fraction: np.ndarray  # (R, V) float32, visible / amodal pixels of the referent
+    visible_fraction: np.ndarray  # (R, V) float32, visible / amodal pixels of the referent (targets)
+    targets: np.ndarray  # (R, N_max) bool, column k-1: object k is named (before schema 4: `object`)
+    target_count: np.ndarray  # (R,) int8, how many objects the sentence names (0: none)
     measured_fraction: bool  # False: the file has no refs/visible_fraction, and the column is all NaN
 
     def __len__(self) -> int:
@@ -71,9 +77,13 @@ class RefTable:
     @classmethod
     def empty(cls, views: int) -> RefTable:
         """No pair, V views (a split without shards); measured, since nothing is missing."""
-        arrays = {name: np.zeros((0, views) if name.startswith("visible") else 0, dtype)
-                  for name, dtype in _DTYPES.items()}
+        shapes = {"visible": (0, views), "visible_fraction": (0, views), "targets": (0, MAX_OBJECTS)}
+        arrays = {name: np.zeros(shapes.get(name, 0), dtype) for name, dtype in _DTYPES.items()}
         return cls(**arrays, measured_fraction=True)
+
+    def target_ids(self, row: int) -> tuple[int, ...]:
+        """The 1-based objects pair `row` names, ascending (empty: no target)."""
+        return tuple(int(k) + 1 for k in np.flatnonzero(self.targets[row]))
 
 
 def read_ref_table(f: h5py.File) -> RefTable:
@@ -86,7 +96,13 @@ def read_ref_table(f: h5py.File) -> RefTable:
     measured = REF_VISIBLE_FRACTION in f
     fraction = (read_column(f, REF_VISIBLE_FRACTION) if measured
                 else np.full(columns["visible"].shape, np.nan, np.float32))
-    return RefTable(**columns, visible_fraction=np.asarray(fraction, np.float32), measured_fraction=measured)
+    if REF_TARGETS in f:
+        targets = np.asarray(read_column(f, REF_TARGETS), bool)
+    else:  # before schema 4 every sentence names exactly its `refs/object`
+        targets = np.zeros((len(columns["object"]), MAX_OBJECTS), bool)
+        targets[np.arange(len(targets)), columns["object"].astype(np.int64) - 1] = True
+    return RefTable(**columns, visible_fraction=np.asarray(fraction, np.float32), targets=targets,
+                    target_count=targets.sum(axis=1).astype(np.int8), measured_fraction=measured)
 
 
 def concatenate(tables: Sequence[RefTable], offsets: Sequence[int] | None = None, views: int = 0) -> RefTable:

@@ -37,6 +37,8 @@ from clevr_remv.store.columns import (
     REF_OBJECT,
     REF_PROGRAM,
     REF_SCENE,
+    REF_TARGET_COUNT,
+    REF_TARGETS,
     REF_VISIBLE,
     REF_VISIBLE_FRACTION,
     REFS,
@@ -52,8 +54,10 @@ from clevr_remv.truth.occlusion import ref_fractions
 # 2: the pixel datasets carry Fletcher-32 checksums (1 had none; readers handle both).
 # 3: `amodal_pixels`, `refs/visible_fraction` and, optionally, `amodal_masks` (docs/occlusion.md);
 #    readers and `verify` accept 2 and 3 (DATASETS_SINCE says what a version-2 file lacks).
-SCHEMA_VERSION = 3
-SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3)
+# 4: `refs/targets` and `refs/target_count`, the objects each sentence names (several or none under
+#    `--targets any`); `refs/object` is 0 where there is not exactly one. Older files read as one target.
+SCHEMA_VERSION = 4
+SUPPORTED_SCHEMAS: tuple[int, ...] = (2, 3, 4)
 
 # Compression per dataset (keyword arguments of `h5py.Group.create_dataset`). Only
 # filters built into every HDF5 are used, so any h5py (or C, or MATLAB) can read a shard
@@ -141,6 +145,8 @@ def ref_layout(views: int, schema: int = SCHEMA_VERSION) -> dict[str, tuple[tupl
         REF_VISIBLE: ((views,), np.dtype(bool)),
         REF_VISIBLE_FRACTION: ((views,), np.dtype(np.float32)),
         REF_ID: ((), np.dtype(np.int64)),
+        REF_TARGETS: ((MAX_OBJECTS,), np.dtype(bool)),
+        REF_TARGET_COUNT: ((), np.dtype(np.int8)),
     }, schema)
 
 
@@ -185,8 +191,14 @@ def _check_refs(refs: Sequence[Sequence[Ref]], n_objects: Sequence[int], views: 
 def _check_scene_refs(scene_refs: Sequence[Ref], n: int, views: int, row: int, ids: set[int]) -> None:
     """One scene's refs (row `row`, `n` objects); `ids` collects the shard's ids so far."""
     for ref in scene_refs:
-        if not 1 <= ref.object <= n:
+        named = ref.target_ids
+        if ref.targets is None and not 1 <= ref.object <= n:
             raise ValueError(f"ref {ref.id}: object {ref.object} not in 1..{n} (row {row})")
+        if any(not 1 <= t <= n for t in named) or list(named) != sorted(set(named)):
+            raise ValueError(f"ref {ref.id}: targets {list(named)} must be distinct, ascending, in 1..{n} (row {row})")
+        if ref.object != (named[0] if len(named) == 1 else 0):
+            raise ValueError(f"ref {ref.id}: object {ref.object} must be its one target, or 0 with "
+                             f"{len(named)} targets (row {row})")
         if np.shape(ref.visible) != (views,):
             raise ValueError(f"ref {ref.id}: visible has shape {np.shape(ref.visible)}, expected ({views},)")
         if ref.id in ids:
@@ -297,10 +309,19 @@ def _write_refs(f: h5py.File, refs: Sequence[Sequence[Ref]], views: int) -> None
         f.create_dataset(name, data=_strings([getattr(r, field) for _, r in flat]), shape=(len(flat),), dtype=STRING)
     visible = np.array([np.asarray(r.visible, dtype=bool) for _, r in flat], dtype=bool).reshape(len(flat), views)
     f.create_dataset(REF_VISIBLE, data=visible)
+    targets = np.zeros((len(flat), MAX_OBJECTS), dtype=bool)
+    for i, (_, r) in enumerate(flat):
+        targets[i, [t - 1 for t in r.target_ids]] = True
     if AMODAL_PIXELS in f:  # schema 3: derived from the pixel counts, so replace_refs keeps it right
         f.create_dataset(REF_VISIBLE_FRACTION, data=ref_fractions(
-            f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], f[REF_SCENE][()], f[REF_OBJECT][()]).reshape(len(flat), views))
+            f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], f[REF_SCENE][()], targets).reshape(len(flat), views))
     f.create_dataset(REF_ID, data=np.array([r.id for _, r in flat], dtype=np.int64).reshape(-1))
+    if file_schema(f) >= 4:
+        f.create_dataset(REF_TARGETS, data=targets)
+        f.create_dataset(REF_TARGET_COUNT, data=targets.sum(axis=1).astype(np.int8))
+    elif targets.sum(axis=1).tolist() != [1] * len(flat):
+        raise ValueError(f"schema {file_schema(f)} stores one referent per sentence: these sentences name several "
+                         "objects or none (--targets any); render the dataset again to store them (schema 4)")
 
 
 def _write_attrs(f: h5py.File, attrs: dict[str, Any], split: str, shard_index: int) -> None:
@@ -450,6 +471,8 @@ def replace_refs(path: Path, refs: list[list[Ref]], attrs: dict[str, Any] | None
     with nullcontext(Path(into)) if into is not None else atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
+            if file_schema(f) == 3:  # 4 adds only the refs' targets, written now
+                f.attrs["schema_version"] = SCHEMA_VERSION
             _write_refs(f, refs, views)
             for key, value in (attrs or {}).items():
                 if key not in ("schema_version", "split", "shard_index"):

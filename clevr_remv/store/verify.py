@@ -34,6 +34,8 @@ from clevr_remv.store.columns import (
     REF_ID,
     REF_OBJECT,
     REF_SCENE,
+    REF_TARGET_COUNT,
+    REF_TARGETS,
     REF_VISIBLE_FRACTION,
     SCENES,
     VISIBLE_PIXELS,
@@ -243,20 +245,48 @@ def _check_refs(f: h5py.File, n_objects: list[int], views: int, problems: list[s
     if bad_scene.any():
         problems.append(f"refs/scene {int(scene[bad_scene][0])} is not a row of this shard ({len(n_objects)} scenes)")
     limits = np.array(n_objects)[np.where(bad_scene, 0, scene)] if len(n_objects) else np.zeros_like(obj)
-    bad_object = ~bad_scene & ((obj < 1) | (obj > limits))
-    if bad_object.any():
+    targets = refs.get(REF_TARGETS)
+    if targets is None:  # before schema 4: `refs/object` is every pair's one target
+        bad_object = ~bad_scene & ((obj < 1) | (obj > limits))
+    else:
+        bad_object = ~bad_scene & _bad_targets(refs, obj, limits, ids, scene, problems)
+    if bad_object.any() and targets is None:
         i = int(np.flatnonzero(bad_object)[0])
         problems.append(f"refs/object {int(obj[i])} of pair {int(ids[i])} does not exist "
                         f"(scene row {int(scene[i])} has {int(limits[i])} objects)")
     if len(np.unique(ids)) != len(ids):
         problems.append("refs/id holds duplicates")
     if REF_VISIBLE_FRACTION in refs and AMODAL_PIXELS in f and not bad_scene.any() and not bad_object.any():
-        expected = ref_fractions(f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], scene, obj)
+        expected = ref_fractions(f[VISIBLE_PIXELS][()], f[AMODAL_PIXELS][()], scene,
+                                 obj if targets is None else targets)
         if not np.array_equal(refs[REF_VISIBLE_FRACTION], expected, equal_nan=True):
             problems.append("refs/visible_fraction differs from visible_pixels / amodal_pixels")
     if int(f.attrs.get("pair_count", len(ids))) != len(ids):
         problems.append(f"attribute pair_count is {int(f.attrs['pair_count'])}, refs hold {len(ids)} pairs")
     return refs
+
+
+def _bad_targets(refs: dict[str, np.ndarray], obj: np.ndarray, limits: np.ndarray, ids: np.ndarray,
+                 scene: np.ndarray, problems: list[str]) -> np.ndarray:
+    """(R,) bool: pairs whose schema-4 target set disagrees with the scene or with itself, one problem line
+    per kind for its first pair: an object that does not exist, a count that is not the set's size, or a
+    `refs/object` that is not the one target (0 where there are several or none)."""
+    targets, count = refs[REF_TARGETS], refs[REF_TARGET_COUNT].astype(np.int64)
+    size = targets.sum(axis=1)
+    single = np.where(size == 1, targets.argmax(axis=1) + 1, 0)
+    missing = (obj < 0) | (obj > limits) | (targets & (np.arange(1, targets.shape[1] + 1) > limits[:, None])).any(axis=1)
+    kinds = (
+        (missing, lambda i: f"refs/object {int(obj[i])} of pair {int(ids[i])} does not exist, or refs/targets "
+                            f"names one that does not (scene row {int(scene[i])} has {int(limits[i])} objects)"),
+        (count != size, lambda i: f"refs/target_count {int(count[i])} of pair {int(ids[i])}, but refs/targets "
+                                  f"names {int(size[i])} objects"),
+        (obj != single, lambda i: f"refs/object {int(obj[i])} of pair {int(ids[i])} is not its one target "
+                                  f"(refs/targets names {[int(k) + 1 for k in np.flatnonzero(targets[i])]})"),
+    )
+    for bad, say in kinds:
+        if bad.any():
+            problems.append(say(int(np.flatnonzero(bad)[0])))
+    return kinds[0][0] | kinds[1][0] | kinds[2][0]
 
 
 def verify_shard(path: Path, spec: ShardSpec, config: RenderConfig,

@@ -31,13 +31,25 @@ def visible_fraction(visible: np.ndarray, amodal: np.ndarray) -> np.ndarray:
 
 def ref_fractions(visible_pixels: np.ndarray, amodal_pixels: np.ndarray, rows: np.ndarray,
                   objects: np.ndarray) -> np.ndarray:
-    """float32 (R, V) visible fraction of each pair's referent: scene row `rows[r]`, object `objects[r]`
-    (1-based), from (S, V, N_max) pixel counts."""
-    rows, cols = np.asarray(rows, np.int64), np.asarray(objects, np.int64) - 1
+    """float32 (R, V) visible fraction of each pair's targets: scene row `rows[r]`, from (S, V, N_max)
+    pixel counts. `objects` is (R,) 1-based referents, or (R, N_max) bool target sets (schema 4).
+
+    Several targets: their visible pixels over their amodal pixels, summed (the fraction of what the
+    sentence names that the view shows; visible pixels of different objects never overlap). No target:
+    NaN, as for an object with no pixel in the image.
+    """
+    rows = np.asarray(rows, np.int64)
     views = np.shape(visible_pixels)[1]
     if not len(rows):
         return np.zeros((0, views), np.float32)
-    return visible_fraction(np.asarray(visible_pixels)[rows, :, cols], np.asarray(amodal_pixels)[rows, :, cols])
+    objects = np.asarray(objects)
+    if objects.ndim == 1:
+        cols = objects.astype(np.int64) - 1
+        return visible_fraction(np.asarray(visible_pixels)[rows, :, cols], np.asarray(amodal_pixels)[rows, :, cols])
+    chosen = objects.astype(bool)[:, None, :]  # (R, 1, N_max)
+    visible = np.where(chosen, np.asarray(visible_pixels)[rows], 0).sum(axis=-1)
+    amodal = np.where(chosen, np.asarray(amodal_pixels)[rows], 0).sum(axis=-1)
+    return visible_fraction(visible, amodal)
 
 
 def bin_index(fraction: np.ndarray) -> np.ndarray:
