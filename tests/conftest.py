@@ -193,6 +193,20 @@ def lightfield_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_tiny(tmp_path_factory, "lightfield", LIGHTFIELD_ARGS)
 
 
+# The harder language (issue #24): the light-field dataset's sentences rewritten by `expressions --max-hops 3
+# --targets any` (no rendering): chains, plurals, and/or and no-target sentences over real masks.
+HARDER_ARGS = ["--max-hops", "3", "--targets", "any"]
+
+
+@pytest.fixture(scope="session")
+def harder_dataset(lightfield_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("harder") / "out"
+    shutil.copytree(lightfield_dataset, out)
+    result = run_cli("expressions", str(out), *HARDER_ARGS)
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def templates_with_zero_hop(tmp_path_factory: pytest.TempPathFactory, text: str) -> Path:
     """A copy of the repository's templates whose zero-hop family has the one sentence `text`, so
     that `expressions --templates` changes the refs of a rendered dataset."""
