@@ -167,7 +167,7 @@ def test_stats_json_and_table(tiny_dataset: Path, stats_run) -> None:
 def expected_figures(stats: dict) -> list[str]:
     with_pairs = [s for s, v in stats["splits"].items() if v["pairs"]]
     return ([f"objects_and_words_{s}" for s in with_pairs] + [f"visibility_{s}" for s in with_pairs]
-            + ["objects_per_scene", "families", "relations", "compared_attributes", "attribute_mentions"]
+            + ["objects_per_scene", "families", "relations", "compared_attributes", "attribute_mentions", "language"]
             + ["visible_fraction"] * any(v.get("visible_fraction") for v in stats["splits"].values()))
 
 
@@ -301,3 +301,41 @@ def test_the_mean_label_overlaps_no_count(histogram: dict, mean: float) -> None:
         assert not any(box.overlaps(c.get_window_extent(renderer)) for c in counts)
         assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- the harder language (issue #24)
+
+
+def test_the_harder_language_is_counted_by_hops_targets_and_family(harder_dataset: Path, tmp_path: Path) -> None:
+    """Hops, objects named and words by family, against a count of the shards' refs with h5py and json."""
+    figdir = tmp_path / "figs"
+    result = invoke(str(harder_dataset), "--out", str(figdir), "--no-progress")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((figdir / "stats.json").read_text())
+    for split, s in stats["splits"].items():
+        hops, named, words, said = Counter(), Counter(), Counter(), Counter()
+        for path in shard_paths(harder_dataset, split):
+            with h5py.File(path, "r") as f:
+                programs, families = f["refs/program"].asstr()[()], f["refs/family"].asstr()[()]
+                sentences = f["refs/expression"].asstr()[()]
+                named.update(int(n) for n in f["refs/targets"][()].sum(axis=1))
+            for program, family, sentence in zip(programs, families, sentences):
+                hops[sum(n["function"] == "relate" or n["function"].startswith("same_")
+                         for n in json.loads(program))] += 1
+                words[family] += len(sentence.split())
+                said[family] += 1
+        assert {int(k): n for k, n in s["hops_histogram"].items() if n} == dict(hops)
+        assert {int(k): n for k, n in s["targets_histogram"].items() if n} == dict(named)
+        assert s["words_by_family"] == pytest.approx({f: words[f] / said[f] for f in said})
+    everything = Counter()
+    for s in stats["splits"].values():
+        everything.update({int(k): n for k, n in s["targets_histogram"].items()})
+    assert everything[0] and sum(n for k, n in everything.items() if k > 1)  # the fixture has both
+    assert "sentences naming one / several / no object" in result.output
+    assert "language.png" in stats["figures"]
+
+
+def test_the_published_language_adds_no_row_to_the_table(stats_run) -> None:
+    result, _, stats = stats_run
+    assert "relations per sentence" not in result.output and "naming one / several" not in result.output
+    assert all(set(s["targets_histogram"]) <= {"0", "1"} for s in stats["splits"].values() if s["pairs"])

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from clevr_remv.expressions.programs import from_json, relation_count
 from clevr_remv.expressions.templates import Lexicon
 from clevr_remv.scene.vocabulary import ATTRIBUTES
 from clevr_remv.stats.language import _relation, words
@@ -57,6 +58,9 @@ class SplitCounts:
     objects_per_pair: Counter[int] = field(default_factory=Counter)
     words_per_sentence: Counter[int] = field(default_factory=Counter)
     families: Counter[str] = field(default_factory=Counter)
+    family_words: Counter[str] = field(default_factory=Counter)  # words of the family's sentences, summed
+    hops: Counter[int] = field(default_factory=Counter)  # relations chained per sentence (--max-hops)
+    targets: Counter[int] = field(default_factory=Counter)  # objects named per sentence (--targets any)
     relations: Counter[str] = field(default_factory=Counter)
     compared_attributes: Counter[str] = field(default_factory=Counter)
     mentions: dict[str, Counter[str]] = field(default_factory=lambda: {a: Counter() for a in ATTRIBUTES})
@@ -109,6 +113,12 @@ def relation_and_attribute(program: str) -> tuple[str, str | None]:
     return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
 
 
+@lru_cache(maxsize=65_536)
+def hops_of(program: str) -> int:
+    """How many relations the program chains (0 to 3); cached as relation_and_attribute is."""
+    return relation_count(from_json(program))
+
+
 def read_small(shard: ShardReader) -> tuple[np.ndarray, RefTable]:
     """The scene descriptions (JSON) and the refs of an open shard: what stats reads besides attributes.
     An incomplete shard is one line naming what it lacks, before anything is read."""
@@ -138,13 +148,16 @@ def add_shard(counts: SplitCounts, shard: ShardReader, mentions: MentionCounter)
     counts.objects_per_pair.update(n_objects[row] for row in rows)
     counts.visible_per_view += visible.sum(axis=0)
     counts.families.update(refs.family)
-    for sentence in refs.expression:
+    counts.targets.update(int(n) for n in refs.target_count)
+    for sentence, family in zip(refs.expression, refs.family):
         counts.words_per_sentence[words(sentence)] += 1
+        counts.family_words[family] += words(sentence)
         for phrase, said in mentions.find(sentence):
             counts.wordings[phrase] += 1
             if said is not None:
                 counts.mentions[said[0]][said[1]] += 1
     for program in refs.program:
+        counts.hops[hops_of(program)] += 1
         relation, attribute = relation_and_attribute(program)
         counts.relations[relation] += 1
         if attribute is not None:

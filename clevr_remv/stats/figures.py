@@ -37,6 +37,7 @@ FIGURE_INCHES: dict[str, tuple[float, float]] = {
     "attribute_mentions": (12.0, 8.0),
     "visibility": (6.5, 5.5),
     "visible_fraction": (12.0, 4.5),
+    "language": (15.0, 4.5),
 }
 
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
@@ -265,6 +266,37 @@ def visible_fraction(splits: dict[str, dict[str, Any]]) -> Any:
     return fig
 
 
+def language(splits: dict[str, dict[str, Any]]) -> Any:
+    """The sentences' shape per split: relations chained, objects named, and mean words by template family
+    (issue #24's figures: `--max-hops` and `--targets any` move the first two off 1)."""
+    fig, axes = _figure("language", ncols=3)
+    width = 0.8 / max(len(splits), 1)
+    for ax, key, xlabel in ((axes[0], "hops_histogram", "relations chained per sentence"),
+                            (axes[1], "targets_histogram", "objects named per sentence (0: none)")):
+        keys = sorted({int(k) for s in splits.values() for k in s[key]} | {0, 1})
+        for i, (split, s) in enumerate(splits.items()):
+            counts = [s[key].get(str(k), 0) for k in keys]
+            shares = [100 * n / s["pairs"] for n in counts]
+            bars = ax.bar(_dodge(range(len(keys)), i, len(splits)), shares, width=width, color=_colour(split, i),
+                          label=f"{split} (n = {s['pairs']:,})")
+            ax.bar_label(bars, labels=[f"{n:,}" for n in counts], fontsize=7, padding=1, rotation=90)
+        ax.set_xticks(range(len(keys)), [str(k) for k in keys])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("share of sentences (%)")
+        ax.legend(fontsize=8)
+        ax.margins(y=0.2)
+    order = sorted({f for s in splits.values() for f in s["words_by_family"]})
+    for i, (split, s) in enumerate(splits.items()):
+        means = [s["words_by_family"].get(f, 0.0) for f in order]
+        axes[2].barh(_dodge(range(len(order)), i, len(splits)), means, height=width, color=_colour(split, i),
+                     label=split)
+    axes[2].set_yticks(range(len(order)), [f.replace("_", " ") for f in order], fontsize=8)
+    axes[2].set_xlabel("mean words per sentence")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"The language: hops, targets and length by family ({_pairs(splits):,} sentences)")
+    return fig
+
+
 def _pairs(splits: dict[str, dict[str, Any]]) -> int:
     return sum(s["pairs"] for s in splits.values())
 
@@ -280,7 +312,7 @@ def write_figures(report: dict[str, Any], figdir: Path) -> list[Path]:
     drawn |= {f"visibility_{name}": visibility(name, s) for name, s in splits.items()}
     drawn |= {"objects_per_scene": objects_per_scene(splits), "families": families(splits),
               "relations": relations(splits), "compared_attributes": compared_attributes(splits),
-              "attribute_mentions": attribute_mentions(splits)}
+              "attribute_mentions": attribute_mentions(splits), "language": language(splits)}
     with_fraction = {name: s for name, s in splits.items() if s.get("visible_fraction")}
     if with_fraction:  # datasets of schema version 3 or later
         drawn["visible_fraction"] = visible_fraction(with_fraction)

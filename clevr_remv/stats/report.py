@@ -66,6 +66,9 @@ def split_summary(c: SplitCounts, objects_range: tuple[int, int] = OBJECTS_RANGE
         "objects_per_pair_histogram": histogram(c.objects_per_pair, *objects_range),
         "words_per_sentence_histogram": histogram(c.words_per_sentence),
         "families": dict(sorted(c.families.items())),
+        "words_by_family": {f: c.family_words[f] / n for f, n in sorted(c.families.items())},
+        "hops_histogram": histogram(c.hops, 0),
+        "targets_histogram": histogram(c.targets, 0),
         "relations": dict(sorted(c.relations.items())),
         "compared_attributes": dict(sorted(c.compared_attributes.items())),
         "attribute_mentions": {kind: dict(sorted(values.items())) for kind, values in c.mentions.items()},
@@ -134,6 +137,7 @@ def split_table(split: str, s: dict[str, Any], p: dict[str, Any] | None) -> str:
         ("views per scene", "–" if grid is None else f"{grid * grid} ({grid} × {grid})",
          "–" if p is None else f"{p['views']} (9 × 9)"),
     ]
+    rows += language_rows(s)
     fraction = s.get("visible_fraction")
     if fraction is not None:
         unoccluded = [fraction[w]["bin_shares"]["1.0"] for w in ("centre_view", "all_views")]
@@ -142,6 +146,23 @@ def split_table(split: str, s: dict[str, Any], p: dict[str, Any] | None) -> str:
     lines = [f"### {split}", "", "| figure | ours | published |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {ours} | {theirs} |" for name, ours, theirs in rows]
     return "\n".join(lines)
+
+
+def language_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows for a language beyond the published one (`--max-hops 2/3`, `--targets any`); none for it."""
+    hops = {int(k): n for k, n in s.get("hops_histogram", {}).items()}
+    targets = {int(k): n for k, n in s.get("targets_histogram", {}).items()}
+    pairs = s["pairs"] or 1
+    rows = []
+    if any(n for k, n in hops.items() if k > 1):
+        rows.append(("relations per sentence, 0 / 1 / 2 / 3",
+                     " / ".join(f"{100 * hops.get(k, 0) / pairs:.1f} %" for k in range(4)), "≤ 1"))
+    if any(n for k, n in targets.items() if k != 1):
+        several = sum(n for k, n in targets.items() if k > 1)
+        rows.append(("sentences naming one / several / no object",
+                     " / ".join(f"{100 * n / pairs:.1f} %" for n in (targets.get(1, 0), several, targets.get(0, 0))),
+                     "100 % one"))
+    return rows
 
 
 def markdown_tables(report: dict[str, Any]) -> str:
