@@ -16,7 +16,7 @@ from matplotlib.path import Path as MplPath
 from PIL import Image
 
 from clevr_remv.show.picture import DPI, scene_figure
-from clevr_remv.show.gather import Sentence, load_scene, object_label
+from clevr_remv.show.gather import Sentence, load_scene, object_label, targets_label
 from clevr_remv.show.outline import outlines, svg_path
 from clevr_remv.show.viewer import render_page, script_json
 from clevr_remv.store.reader import DatasetReader
@@ -65,6 +65,24 @@ def test_figure_marks_views_where_the_referent_is_hidden(tiny_dataset: Path) -> 
     texts = figure_texts(scene_figure(data))
     assert texts.count("corner (0, 0) · HIDDEN") == 1
     assert any("hidden in 1 of 9 views" in t for t in texts)
+
+
+def test_the_harder_language_shows_every_target_and_says_when_there_is_none(harder_dataset: Path) -> None:
+    """Each sentence of every scene is drawn with its target set in words: one object, several, or none."""
+    reader, told = DatasetReader(harder_dataset), set()
+    for split in ("train", "val", "test"):
+        for shard, row in reader.iter_scenes(split):
+            data = load_scene(harder_dataset, split, shard.scene(row).index)
+            refs = shard.ref_table()
+            assert [s.targets for s in data.sentences] == [refs.target_ids(k) for k in np.flatnonzero(refs.scene == row)]
+            figure = scene_figure(data)
+            texts = figure_texts(figure)
+            for sentence in data.sentences:
+                label = targets_label(sentence, data.scene)
+                assert any(t.endswith(f"{sentence.family} · {label}") or f"{sentence.family} · {label} ·" in t
+                           for t in texts), label
+                told.add(min(len(sentence.targets), 2))
+    assert told == {0, 1, 2}
 
 
 def test_show_writes_a_png_of_the_page_size(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -203,3 +203,38 @@ def test_an_injected_sentence_is_text_not_script(browser, page) -> None:
     assert INJECTION in last.text  # shown literally
     last.click()
     assert browser.execute_script("return typeof window.__pwned") == "undefined"
+
+
+@pytest.fixture(scope="module")
+def harder_page(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The same scene with two sentences of the harder language (--targets any): one naming two objects,
+    one naming none."""
+    data = load_scene(tiny_dataset, "train", 1)
+    first = data.sentences[0]
+    both = Sentence(id=90_001, object=0, text="The cube and the sphere.", family="conjunction",
+                    visible=first.visible, targets=(1, 2))
+    none = Sentence(id=90_002, object=0, text="The green cylinder.", family="no_target",
+                    visible=first.visible, targets=())
+    path = tmp_path_factory.mktemp("viewer-harder") / "scene.html"
+    save_viewer(dataclasses.replace(data, sentences=(both, none)), path)
+    text = path.read_text(encoding="utf-8")
+    return path, json.loads(re.search(r'id="scene-data">(.*?)</script>', text, re.S)[1])
+
+
+def test_a_sentence_outlines_every_object_it_names_or_none(browser, harder_page) -> None:
+    from selenium.webdriver.common.by import By
+
+    embedded = harder_page[1]
+    assert [r["targets"] for r in embedded["refs"]] == [[1, 2], []]
+    open_page(browser, harder_page)
+    browser.find_elements(By.CSS_SELECTOR, "#sentences .sentence")[0].click()
+    lines = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#ref-outline path.line')).map(p => p.getAttribute('d'));")
+    assert lines == [path_of(embedded, 4, 1), path_of(embedded, 4, 2)] and None not in lines
+    status = browser.find_element(By.ID, "ref-status").text
+    assert status.startswith("Sentence 1: objects 1 (") and " are visible in this view" in status
+    browser.find_elements(By.CSS_SELECTOR, "#sentences .sentence")[1].click()
+    assert shown(browser)["d"] is None
+    assert browser.find_element(By.ID, "ref-status").text == "Sentence 2 names no object of this scene."
+    metas = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#sentences .meta")]
+    assert metas[0].endswith("conjunction · objects 1, 2") and metas[1].endswith("no_target · no target")

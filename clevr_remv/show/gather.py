@@ -23,10 +23,24 @@ class Sentence:
     """One referring pair of the scene; `visible[v]` is `refs/visible` for view v."""
 
     id: int
-    object: int  # 1-based, as in the masks
+    object: int  # 1-based, as in the masks; 0 where the sentence names several objects or none
     text: str
     family: str
     visible: np.ndarray  # (V,) bool
+    targets: tuple[int, ...] = ()  # every object it names (one in the published language), ascending
+
+    def __post_init__(self) -> None:
+        if not self.targets and self.object:  # a sentence made with its one referent alone
+            object.__setattr__(self, "targets", (self.object,))
+
+
+def targets_label(sentence: Sentence, scene: Scene) -> str:
+    """"object 3 (large red metal cube)", "objects 2, 5" or "no target": what a sentence names, in words."""
+    if len(sentence.targets) == 1:
+        return f"object {sentence.targets[0]} ({object_label(scene.object(sentence.targets[0]))})"
+    if sentence.targets:
+        return "objects " + ", ".join(map(str, sentence.targets))
+    return "no target"
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,8 @@ def _read_scene(shard: ShardReader, row: int) -> SceneViews:
     refs = shard.ref_table()
     sentences = tuple(
         Sentence(id=int(refs.id[k]), object=int(refs.object[k]), text=str(refs.expression[k]),
-                 family=str(refs.family[k]), visible=np.asarray(refs.visible[k], dtype=bool))
+                 family=str(refs.family[k]), visible=np.asarray(refs.visible[k], dtype=bool),
+                 targets=refs.target_ids(int(k)))
         for k in np.flatnonzero(refs.scene == row)
     )
     return SceneViews(

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from clevr_remv.scene.rig import view_position
-from clevr_remv.show.gather import SceneViews, Sentence, object_label
+from clevr_remv.show.gather import SceneViews, Sentence, object_label, targets_label
 from clevr_remv.show.outline import centroid, outlines
 from clevr_remv.store.atomic import atomic_path
 
@@ -194,10 +194,8 @@ def _draw_depth(page: _Page, data: SceneViews, left: float, top: float, width: f
 
 def _draw_sentence(page: _Page, data: SceneViews, sentence: Sentence, colours: list[str], top: float,
                    panel_w: float, panel_h: float) -> None:
-    obj = data.scene.object(sentence.object)
-    colour = colours[sentence.object - 1]
     hidden_in = [k for k in range(len(sentence.visible)) if not sentence.visible[k]]
-    page.text(MARGIN, top + 0.02, f"pair {sentence.id} · {sentence.family} · object {obj.id} ({object_label(obj)})"
+    page.text(MARGIN, top + 0.02, f"pair {sentence.id} · {sentence.family} · {targets_label(sentence, data.scene)}"
               + (f" · hidden in {len(hidden_in)} of {len(sentence.visible)} views" if hidden_in else ""),
               fontsize=7.5, color="#555555")
     page.text(MARGIN, top + 0.22, textwrap.fill(sentence.text, 52, break_long_words=False), fontsize=10.5,
@@ -208,11 +206,12 @@ def _draw_sentence(page: _Page, data: SceneViews, sentence: Sentence, colours: l
         ax = page.axes(left, top + 0.2, panel_w, panel_h)
         visible = bool(sentence.visible[k])
         ax.imshow(data.images[k] if visible else greyed(data.images[k]), interpolation="antialiased")
-        amodal = data.amodal(k, sentence.object)
-        if amodal is not None:  # dashed under the visible outline: it shows where the referent is hidden
-            _draw_outline(ax, amodal.astype(np.uint8), 1, colour if visible else HIDDEN_COLOUR, 1.2, dashed=True)
-        _draw_outline(ax, data.masks[k], sentence.object, colour if visible else HIDDEN_COLOUR, 1.5,
-                      dashed=not visible)
+        for target in sentence.targets:  # every object the sentence names, each in its colour
+            colour = colours[target - 1] if visible else HIDDEN_COLOUR
+            amodal = data.amodal(k, target)
+            if amodal is not None:  # dashed under the visible outline: it shows where the referent is hidden
+                _draw_outline(ax, amodal.astype(np.uint8), 1, colour, 1.2, dashed=True)
+            _draw_outline(ax, data.masks[k], target, colour, 1.5, dashed=not visible)
         _no_ticks(ax)
         r, c = view_position(k, data.grid)
         name = "centre" if k == data.centre else "corner"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clevr_remv.show.gather import SceneViews, object_label
+from clevr_remv.show.gather import SceneViews, object_label, targets_label
 from clevr_remv.show.outline import centroid, outlines, svg_path
 from clevr_remv.show.picture import depth_colormap, depth_range, object_colours
 from clevr_remv.store.atomic import atomic_path
@@ -109,7 +109,7 @@ def viewer_data(data: SceneViews, image_format: str = "auto") -> dict[str, Any]:
         "depth_range": [low, high],
         "objects": [{"id": o.id, "label": object_label(o), "colour": colours[o.id - 1]} for o in data.scene.objects],
         "shapes": shapes,
-        "refs": [{"id": s.id, "object": s.object, "text": s.text, "family": s.family,
+        "refs": [{"id": s.id, "object": s.object, "targets": list(s.targets), "text": s.text, "family": s.family,
                   "visible": [bool(v) for v in s.visible]} for s in data.sentences],
         "focus": focus_data(data, image_format),
         "amodal": amodal_outlines(data),
@@ -121,7 +121,7 @@ def amodal_outlines(data: SceneViews) -> list[dict[str, str]] | None:
     outline); None when the dataset has no amodal masks."""
     if data.amodal_packed is None:
         return None
-    referents = sorted({s.object for s in data.sentences})
+    referents = sorted({t for s in data.sentences for t in s.targets})
     out = []
     for view in range(len(data.masks)):
         paths = {}
@@ -136,7 +136,7 @@ def amodal_outlines(data: SceneViews) -> list[dict[str, str]] | None:
 def _sentence_items(data: SceneViews) -> str:
     items = []
     for i, s in enumerate(data.sentences):
-        meta = f"pair {s.id} · {s.family} · object {s.object}"
+        meta = f"pair {s.id} · {s.family} · {targets_label(s, data.scene)}"
         items.append(f'<li><button class="sentence" type="button" data-ref="{i}">'
                      f'<span class="meta">{html.escape(meta)}</span>{html.escape(s.text)}</button></li>')
     return "\n".join(items) or "<li>(no referring pairs in this scene)</li>"
