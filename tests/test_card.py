@@ -257,3 +257,17 @@ def test_the_cards_render_command_makes_the_same_data(tiny_dataset: Path, tmp_pa
         with h5py.File(tiny_dataset / f"{split}.h5") as a, h5py.File(tmp_path / "again" / f"{split}.h5") as b:
             for name in ("masks", "depth", "refs/expression", "refs/object"):
                 assert (a[name][()] == b[name][()]).all(), (split, name)
+
+
+def test_the_card_states_the_harder_language(harder_dataset: Path, tiny_dataset: Path) -> None:
+    """`expressions --max-hops 3 --targets any` rewrote the card: it says what the sentences name, how many
+    relations they chain, and gives the render command with those options."""
+    card = (harder_dataset / "README.md").read_text(encoding="utf-8")
+    assert "naming one object, several or none (generalised referring expressions), with up to 3 chained " \
+           "relations" in card
+    assert "| language | up to 3 chained relations per sentence; a sentence names one object, several" in card
+    assert "--max-hops 3 --targets any --out DIR" in card
+    assert "| sentences naming one / several / no object |" in card
+    published = (tiny_dataset / "README.md").read_text(encoding="utf-8")
+    assert "each naming exactly one object. A RES model" in published and "--max-hops" not in published
+    assert "the published CLEVR-Remv's language" in published

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clevr_remv import __version__
-from clevr_remv.config import from_dict, quality_preset, render_arguments
+from clevr_remv.config import RenderConfig, from_dict, quality_preset, render_arguments
 from clevr_remv.contract import counted
 from clevr_remv.stats.collect import collect
 from clevr_remv.stats.report import build_report, markdown_tables
@@ -185,11 +185,22 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
                                  f"(min_visible_pixels; 200 at 480 × 320, scaled with the pixel count)"),
         ("depth", f"float32, mantissa rounded to {config.depth_mantissa_bits} bits"),
         ("amodal masks", "stored" if config.amodal_masks else "not stored (pixel counts only)"),
+        ("language", language_setting(config)),
     ]
     command = None
     if arguments is not None:
         command = "clevr-remv render " + " ".join(arguments) + " --out DIR"
     return rows, command
+
+
+def language_setting(config: RenderConfig) -> str:
+    """The sentences' language in words: `--max-hops` and `--targets` (docs/expressions.md)."""
+    hops = "at most one relation" if config.max_hops == 1 else f"up to {config.max_hops} chained relations"
+    if config.targets == "one":
+        return f"{hops} per sentence, each naming exactly one object (the published CLEVR-Remv's language)" \
+            if config.max_hops == 1 else f"{hops} per sentence, each naming exactly one object"
+    return (f"{hops} per sentence; a sentence names one object, several (plurals, and, or) or none "
+            "(generalised referring expressions, `--targets any`; `refs/targets` lists them)")
 
 
 def _per_split(splits: Mapping[str, Mapping[str, Any]], key: str) -> str:
@@ -216,8 +227,11 @@ def _summary(manifest: dict, report: dict) -> str:
         f"Each scene is a CLEVR-style tabletop of {config.layout.min_objects}–{config.layout.max_objects} "
         f"cubes, spheres and cylinders, rendered by Blender's Cycles from a {config.grid} × {config.grid} "
         f"camera array ({config.views} views of {config.width} × {config.height} pixels), with a pixel-exact "
-        "instance mask and depth for every view and template-generated referring sentences, each naming "
-        "exactly one object. A RES model trains on the centre view and is tested on the others; the "
+        "instance mask and depth for every view and template-generated referring sentences"
+        + (", each naming exactly one object" if config.targets == "one" else
+           " naming one object, several or none (generalised referring expressions)")
+        + (f", with up to {config.max_hops} chained relations" if config.max_hops > 1 else "")
+        + ". A RES model trains on the centre view and is tested on the others; the "
         "Multi-View Robustness (MVR) metric measures how much its IoU drops as the camera moves.\n\n"
         f"This dataset holds {counted(scenes, 'scene')} and {counted(pairs, 'image-text pair')} "
         f"({_per_split(splits, 'scenes')} scenes and {_per_split(splits, 'pairs')} pairs for {names})."
@@ -228,6 +242,7 @@ def _common_sections(manifest: dict, report: dict, exported: bool = False) -> li
     """Statistics, generator and settings, how it was made: the same in both cards (an export's
     statistics are those of the dataset it was exported from)."""
     rows, command = _settings(manifest)
+    config = from_dict(manifest.get("config", {}))
     manifest_name = "the source dataset's `dataset.json`" if exported else "`dataset.json`"
     reproduce = ("" if command is None else
                  "\n\nThe same data again (layouts, sentences, masks and depth; images equal up to "
@@ -247,8 +262,11 @@ def _common_sections(manifest: dict, report: dict, exported: bool = False) -> li
         "again, keeping its object count, while an object stays below the visibility threshold in the "
         "centre view. Cycles then renders every view of the rig (sRGB image, instance mask, planar depth), "
         "and each object's visible pixels are counted per view. Referring sentences come from template "
-        "families (zero-hop: attributes only; one-hop: a spatial relation or a shared attribute), each "
-        "realised from a CLEVR-style functional program that must pick out exactly its referent in the "
+        "families (zero-hop: attributes only; one-hop: a spatial relation or a shared attribute"
+        + ("; chains of relations" if config.max_hops > 1 else "")
+        + ("; plurals, and, or, and descriptions that fit no object" if config.targets == "any" else "")
+        + "), each realised from a CLEVR-style functional program that must pick out exactly its "
+        + ("referent" if config.targets == "one" else "targets") + " in the "
         "scene; a pair whose referent or related object is hidden in the centre view is dropped. Shards "
         "are written atomically, and one file per split is written with `dataset.json`, last.",
     ]
