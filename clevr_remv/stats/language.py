@@ -20,7 +20,7 @@ from clevr_remv.config import RenderConfig
 from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.expressions import resolve_templates
 from clevr_remv.expressions.pairs import ExpressionResult, generate_pairs
-from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json
+from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json, relation_count
 from clevr_remv.expressions.templates import select_families
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.layout import draw_layout, scene_rng
@@ -44,17 +44,26 @@ def expression_stats(scenes_and_refs: Iterable[tuple[Scene, Sequence[Ref] | Expr
     per_scene: list[int] = []
     lengths: list[int] = []
     families: Counter[str] = Counter()
+    family_words: Counter[str] = Counter()
     relations: Counter[str] = Counter()
+    hops: Counter[int] = Counter()
+    targets: Counter[int] = Counter()
+    rejected: Counter[str] = Counter()
     dropped_referent = dropped_related = 0
     for _scene, result in scenes_and_refs:
         refs = result.refs if isinstance(result, ExpressionResult) else list(result)
         if isinstance(result, ExpressionResult):
             dropped_referent += result.dropped_referent
             dropped_related += result.dropped_related
+            rejected.update(result.rejected)
         per_scene.append(len(refs))
         lengths.extend(words(r.expression) for r in refs)
         families.update(r.family for r in refs)
+        for r in refs:
+            family_words[r.family] += words(r.expression)
         relations.update(_relation(r.program) for r in refs)
+        hops.update(relation_count(from_json(r.program)) for r in refs)
+        targets.update(len(r.target_ids) for r in refs)
     pairs = sum(per_scene)
     dropped = dropped_referent + dropped_related
     return {
@@ -67,6 +76,10 @@ def expression_stats(scenes_and_refs: Iterable[tuple[Scene, Sequence[Ref] | Expr
         "family_counts": dict(sorted(families.items())),
         "family_share": {f: n / max(pairs, 1) for f, n in sorted(families.items())},
         "relation_counts": dict(sorted(relations.items())),
+        "words_by_family": {f: family_words[f] / n for f, n in sorted(families.items())},
+        "hop_counts": dict(sorted(hops.items())),
+        "target_counts": dict(sorted(targets.items())),
+        "rejected": dict(sorted(rejected.items())),
         "dropped_referent": dropped_referent,
         "dropped_related": dropped_related,
         "dropped": dropped,
@@ -114,6 +127,18 @@ def format_stats(stats: dict[str, Any]) -> str:
         "relations:",
         *(f"  {r:<20}{n:>7}" for r, n in stats["relation_counts"].items()),
     ]
+    if set(stats["hop_counts"]) - {0, 1} or set(stats["target_counts"]) - {1}:  # beyond the published language
+        pairs = max(stats["pairs"], 1)
+        lines += [
+            "relations per sentence:",
+            *(f"  {h:<20}{n:>7}  {100 * n / pairs:5.1f} %" for h, n in stats["hop_counts"].items()),
+            "objects named per sentence:",
+            *(f"  {t:<20}{n:>7}  {100 * n / pairs:5.1f} %" for t, n in stats["target_counts"].items()),
+            "words per sentence by family:",
+            *(f"  {f:<20}{w:>7.2f}" for f, w in stats["words_by_family"].items()),
+            "candidates the checks rejected:",
+            *(f"  {why:<38}{n:>7}" for why, n in stats["rejected"].items()),
+        ]
     return "\n".join(lines)
 
 
@@ -136,9 +161,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--templates", default=None, help="template folder (default: the repository's)")
+    parser.add_argument("--max-hops", type=int, choices=(1, 2, 3), default=1,
+                        help="relations chained per sentence (default 1, the published language)")
+    parser.add_argument("--targets", choices=("one", "any"), default="one",
+                        help="one object per sentence (default), or any: several or none too")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    stats = layout_stats(args.layouts, args.split, args.seed, args.templates)
+    stats = layout_stats(args.layouts, args.split, args.seed, args.templates, args.max_hops, args.targets)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
 
 

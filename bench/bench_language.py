@@ -1,0 +1,87 @@
+"""Benchmark the expression engine under each language option (issue #24): what the sentences are and
+what making them costs.
+
+Why: `--max-hops 2/3` and `--targets any` add nine template families whose search is wider (a chain
+searches anchors at every level; plurals and no-target descriptions enumerate attribute subsets), so
+the figures a user needs before choosing them are the sentences' shape (family shares, relations per
+sentence, objects named per sentence, words per sentence by family), what the checks refused, and the
+generation time per scene next to the published language's, measured side by side in one run.
+
+Layouts are drawn first (not timed) with every object fully visible, as `python -m
+clevr_remv.stats.language` does; each option set then generates the sentences of the same layouts,
+`--repeats` times (best time kept, time.perf_counter). A rendered scene's own cost (Cycles: minutes
+for 81 views) dwarfs any of these.
+
+    python bench/bench_language.py --layouts 1000
+
+Prints a table per option set, the time ratios, then one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clevr_remv.config import RenderConfig  # noqa: E402
+from clevr_remv.expressions import generate_pairs, language_templates  # noqa: E402
+from clevr_remv.scene.layout import draw_layout, scene_rng  # noqa: E402
+from clevr_remv.scene.vocabulary import MAX_OBJECTS  # noqa: E402
+from clevr_remv.stats.language import expression_stats  # noqa: E402
+
+OPTIONS = ((1, "one"), (2, "one"), (3, "one"), (1, "any"), (2, "any"), (3, "any"))
+
+
+def measure(layouts: list, hops: int, targets: str, repeats: int) -> dict:
+    """The sentences of `layouts` under (hops, targets) and the best time per scene over `repeats` runs."""
+    config = RenderConfig()
+    visible = np.full((config.views, MAX_OBJECTS), 10 * config.min_visible_pixels, np.int32)
+    templates = language_templates(None, hops, targets)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = [generate_pairs(scene, visible, config.min_visible_pixels, templates) for scene in layouts]
+        best = min(best, time.perf_counter() - start)
+    stats = expression_stats(zip(layouts, results))
+    return {"max_hops": hops, "targets": targets, "ms_per_scene": 1000 * best / len(layouts), **stats}
+
+
+def table(m: dict) -> str:
+    pairs = max(m["pairs"], 1)
+    lines = [f"--max-hops {m['max_hops']} --targets {m['targets']}: {m['pairs']:,} sentences, "
+             f"{m['pairs_per_scene']:.2f} per scene, {m['words_per_sentence']:.2f} words, "
+             f"{m['ms_per_scene']:.2f} ms per scene",
+             "  family               share   words"]
+    lines += [f"  {f:<20}{100 * n / pairs:5.1f} %  {m['words_by_family'][f]:6.2f}" for f, n in m["family_counts"].items()]
+    lines.append("  relations per sentence: " + ", ".join(f"{h}: {100 * n / pairs:.1f} %"
+                                                         for h, n in m["hop_counts"].items()))
+    lines.append("  objects named: " + ", ".join(f"{t}: {100 * n / pairs:.1f} %" for t, n in m["target_counts"].items()))
+    lines.append("  rejected: " + (", ".join(f"{why} {n}" for why, n in m["rejected"].items()) or "none"))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    config = RenderConfig(seed=args.seed)
+    layouts = [draw_layout(scene_rng(args.seed, "train", i), config, "train", i) for i in range(args.layouts)]
+    measured = [measure(layouts, hops, targets, args.repeats) for hops, targets in OPTIONS]
+    for m in measured:
+        print(table(m), end="\n\n")
+    base = measured[0]["ms_per_scene"]
+    print("time per scene against the published language: " + ", ".join(
+        f"({m['max_hops']}, {m['targets']}) {m['ms_per_scene'] / base:.2f}x" for m in measured))
+    print(json.dumps({"layouts": args.layouts, "repeats": args.repeats, "seed": args.seed, "measured": measured}))
+
+
+if __name__ == "__main__":
+    main()
