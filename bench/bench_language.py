@@ -35,26 +35,32 @@ from clevr_remv.scene.layout import draw_layout, scene_rng  # noqa: E402
 from clevr_remv.scene.vocabulary import MAX_OBJECTS  # noqa: E402
 from clevr_remv.stats.language import expression_stats  # noqa: E402
 
-OPTIONS = ((1, "one"), (2, "one"), (3, "one"), (1, "any"), (2, "any"), (3, "any"))
+OPTIONS = ((1, "one", False), (2, "one", False), (3, "one", False), (1, "one", True), (1, "any", False),
+           (2, "any", False), (3, "any", False), (3, "any", True))
 
 
-def measure(layouts: list, hops: int, targets: str, repeats: int) -> dict:
-    """The sentences of `layouts` under (hops, targets) and the best time per scene over `repeats` runs."""
+def measure(layouts: list, hops: int, targets: str, ordinals: bool, repeats: int) -> dict:
+    """The sentences of `layouts` under the options and the best time per scene over `repeats` runs."""
     config = RenderConfig()
     visible = np.full((config.views, MAX_OBJECTS), 10 * config.min_visible_pixels, np.int32)
-    templates = language_templates(None, hops, targets)
+    templates = language_templates(None, hops, targets, ordinals)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         results = [generate_pairs(scene, visible, config.min_visible_pixels, templates) for scene in layouts]
         best = min(best, time.perf_counter() - start)
     stats = expression_stats(zip(layouts, results))
-    return {"max_hops": hops, "targets": targets, "ms_per_scene": 1000 * best / len(layouts), **stats}
+    return {"max_hops": hops, "targets": targets, "ordinals": ordinals, "ms_per_scene": 1000 * best / len(layouts),
+            **stats}
+
+
+def options(m: dict) -> str:
+    return f"--max-hops {m['max_hops']} --targets {m['targets']}" + (" --ordinals" if m["ordinals"] else "")
 
 
 def table(m: dict) -> str:
     pairs = max(m["pairs"], 1)
-    lines = [f"--max-hops {m['max_hops']} --targets {m['targets']}: {m['pairs']:,} sentences, "
+    lines = [f"{options(m)}: {m['pairs']:,} sentences, "
              f"{m['pairs_per_scene']:.2f} per scene, {m['words_per_sentence']:.2f} words, "
              f"{m['ms_per_scene']:.2f} ms per scene",
              "  family               share   words"]
@@ -74,12 +80,12 @@ def main() -> None:
     args = parser.parse_args()
     config = RenderConfig(seed=args.seed)
     layouts = [draw_layout(scene_rng(args.seed, "train", i), config, "train", i) for i in range(args.layouts)]
-    measured = [measure(layouts, hops, targets, args.repeats) for hops, targets in OPTIONS]
+    measured = [measure(layouts, *choice, args.repeats) for choice in OPTIONS]
     for m in measured:
         print(table(m), end="\n\n")
     base = measured[0]["ms_per_scene"]
     print("time per scene against the published language: " + ", ".join(
-        f"({m['max_hops']}, {m['targets']}) {m['ms_per_scene'] / base:.2f}x" for m in measured))
+        f"({options(m)}) {m['ms_per_scene'] / base:.2f}x" for m in measured))
     print(json.dumps({"layouts": args.layouts, "repeats": args.repeats, "seed": args.seed, "measured": measured}))
 
 

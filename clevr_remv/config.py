@@ -91,7 +91,7 @@ QUALITY_PRESETS: dict[str, Quality] = {
 # (which from_dict fills with the same default) still compares equal to the same settings today.
 _QUALITY_FIELDS_ADDED_LATER: dict[str, Any] = {"caustics": False, "blur_glossy": 1.0, "sample_clamp_indirect": 10.0}
 # The same for RenderConfig's own fields.
-_FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False, "max_hops": 1, "targets": "one"}
+_FIELDS_ADDED_LATER: dict[str, Any] = {"amodal_masks": False, "max_hops": 1, "targets": "one", "ordinals": False}
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ class RenderConfig:
     # several objects or none. 1 and "one" are the published CLEVR-Remv.
     max_hops: int = 1
     targets: str = "one"
+    ordinals: bool = False  # also "the second cube from the left" (render --ordinals)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -240,7 +241,7 @@ def quality_preset(quality: Quality) -> str | None:
 OPTION_OF = {"scenes": "--scenes", "seed": "--seed", "width": "--width", "height": "--height", "grid": "--rig",
              "baseline": "--baseline", "quality.samples": "--samples", "depth_mantissa_bits": "--depth-bits",
              "scenes_per_shard": "--scenes-per-shard", "amodal_masks": "--amodal-masks", "max_hops": "--max-hops",
-             "targets": "--targets"}
+             "targets": "--targets", "ordinals": "--ordinals"}
 
 
 def describe_difference(key: str, stored: Any, now: Any) -> str:
@@ -281,6 +282,7 @@ def render_arguments(config: RenderConfig) -> list[str]:
     for key, published in (("max_hops", 1), ("targets", "one")):
         if getattr(config, key) != published:
             args += [OPTION_OF[key], str(getattr(config, key))]
+    args += [OPTION_OF["ordinals"]] if config.ordinals else []
     return args + ([OPTION_OF["amodal_masks"]] if config.amodal_masks else [])
 
 

@@ -287,12 +287,16 @@ def setup_logging(verbose: bool) -> None:
 
 
 def language_options(keep_stored: bool = False) -> Callable[[Callable], Callable]:
-    """`--max-hops` and `--targets`, the language of the sentences (docs/expressions.md), for `render` and
+    """`--max-hops`, `--targets` and `--ordinals`, the language of the sentences (docs/expressions.md), for `render` and
     `expressions`. `keep_stored`: no default, so that leaving an option out keeps the dataset's own."""
     hops_default, targets_default = (None, None) if keep_stored else (1, "one")
     kept = " (default: the dataset's own)" if keep_stored else ""
 
     def add(function: Callable) -> Callable:
+        function = click.option(
+            "--ordinals/--no-ordinals", default=None if keep_stored else False, show_default=not keep_stored,
+            help="Also sentences that count objects from one side (\"the second cube from the left\"); "
+                 f"off in the published CLEVR-Remv{kept}.")(function)
         function = click.option(
             "--targets", type=click.Choice(["one", "any"]), default=targets_default, show_default=not keep_stored,
             help="one: every sentence names exactly one object (the published CLEVR-Remv); any: also sentences "

@@ -289,6 +289,26 @@ def linked(link: Node, scene: dict[str, Any], anchor: dict[str, Any]) -> set[int
     return {o["id"] for o in scene["objects"] if o["id"] != anchor["id"] and o[attribute] == anchor[attribute]}
 
 
+SIDES = {"from_left": "left", "from_right": "right", "from_front": "front", "from_back": "behind"}
+
+
+def counted_from(scene: dict[str, Any], members: set[int], side: str, rank: int) -> set[int]:
+    """The member that is `rank`-th from `side`: the members ordered by how far each lies along the camera's
+    `side` direction, furthest first (the first from the left is the leftmost). Another member within the
+    dead band of it along that axis makes the count unreadable."""
+    dx, dy = scene["directions"][side][:2]
+    along = {o["id"]: o["position"][0] * dx + o["position"][1] * dy for o in scene["objects"] if o["id"] in members}
+    order = sorted(along, key=lambda i: along[i], reverse=True)
+    if rank > len(order):
+        return set()
+    chosen = order[rank - 1]
+    for other in order:
+        if other != chosen and abs(along[other] - along[chosen]) <= RELATION_THRESHOLD:
+            raise NotASentence(f"objects {other} and {chosen} are {abs(along[other] - along[chosen]):.2f} apart "
+                               f"along {side}: which is {rank}-th is ambiguous")
+    return {chosen}
+
+
 # A chain's objects, the referent first and the anchor (named alone) last, and the links between them: link k
 # relates object k to object k + 1 ("The <referent> <relation> the <middle> that is <relation2> the <anchor>").
 CHAIN_OBJECTS = ("referent", "middle", "middle2", "anchor")
@@ -313,6 +333,10 @@ def meaning(tree: Node, scene: dict[str, Any], strict: bool = False) -> frozense
                                        "objects where the sentence needs one")
         return found
 
+    if family.rule == "ordinal":  # "the second cube from the left"
+        rank = int(parts["rank"].child_rule().removeprefix("rank_"))
+        return frozenset(counted_from(scene, described(parts["referent"], scene, everything),
+                                      SIDES[parts["side"].child_rule()], rank))
     if "first" in parts:  # "and" joins two definite objects, "or" two descriptions
         if family.rule == "conjunction":
             ones = [definite(parts[p], everything) for p in ("first", "second")]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sentence_grammar import NamesNothingDefinite, meaning, names, published_grammar
+from sentence_grammar import NamesNothingDefinite, NotASentence, meaning, names, published_grammar
 from test_expressions import ALL_VISIBLE, FAST, MIN_VISIBLE, built_scenes, layout
 
 from clevr_remv.config import RenderConfig
@@ -23,7 +25,7 @@ from clevr_remv.expressions.templates import TemplateError, TemplateSet, load_te
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
 
 CONFIG = RenderConfig()
-EVERYTHING = language_templates(None, 3, "any")
+EVERYTHING = language_templates(None, 3, "any", ordinals=True)
 FAMILIES = tuple(f.name for f in EVERYTHING.families)
 # The grammar rule a family's sentences parse as: a no-target family says the words of a targeted one.
 RULE = {"no_target": "zero_hop", "no_target_spatial": "one_hop_spatial"}
@@ -61,6 +63,10 @@ def test_the_default_options_select_the_published_families() -> None:
     assert two == {"one_hop_same", "one_hop_spatial", "zero_hop", "two_hop_spatial", "two_hop_same"}
     several = {f.name for f in language_templates(None, 1, "any").families}
     assert "three_hop_spatial" not in several and {"plural", "conjunction", "no_target"} <= several
+    assert "ordinal" not in several | two
+    assert [f.name for f in language_templates(None, 1, "one", ordinals=True).families] == [
+        "one_hop_same", "one_hop_spatial", "ordinal", "zero_hop"]
+    assert language_templates(None, 1, "one", ordinals=True).mix == "weighted"
     with pytest.raises(ValueError, match="--max-hops must be 0..3, got 4"):
         select_families(load_templates(), 4, "one")
     with pytest.raises(ValueError, match="--targets must be one or any"):
@@ -108,7 +114,7 @@ def test_every_family_is_said_and_every_sentence_checks_out() -> None:
     seen = Counter()
     for i in range(150):
         scene = layout(i, "train")
-        for ref in generate_refs(scene, ALL_VISIBLE, MIN_VISIBLE, None, 3, "any"):
+        for ref in generate_refs(scene, ALL_VISIBLE, MIN_VISIBLE, None, 3, "any", ordinals=True):
             check_pair(scene, ref, ALL_VISIBLE)
             seen[ref.family] += 1
     assert set(seen) == set(FAMILIES), seen
@@ -191,9 +197,19 @@ SCENE = {"directions": {"left": [-1, 0, 0], "right": [1, 0, 0], "front": [0, -1,
     ("The cube right of the ball that is left of the red cube.", {1, 2}),  # the set the referent fits
     ("Find the thing left of the cylinder with the same material as the blue cube.", {1, 3}),
     ("The small thing right of the cube that is left of the cylinder that is behind the ball.", {2}),
+    ("The first cube from the left.", {1}), ("Find the second thing from the front.", {1}),
+    ("Show me the third object counting from the right.", {1}), ("The second red thing from the back.", {1}),
+    ("The third sphere from the left.", set()),  # one sphere: no third
 ])
 def test_the_reading_of_hand_made_sentences(sentence: str, named: set[int]) -> None:
     assert names(sentence, SCENE) == named
+
+
+def test_an_ordinal_in_the_dead_band_is_unreadable() -> None:
+    near = json.loads(json.dumps(SCENE))
+    near["objects"][0]["position"][0] = 1.9  # 0.1 left of the small cube: which cube is first from the right?
+    with pytest.raises(NotASentence, match="ambiguous"):
+        names("The first cube from the right.", near)
 
 
 @pytest.mark.parametrize("sentence", ["The thing left of the cube that is in front of the cylinder.",  # two cubes
@@ -202,3 +218,21 @@ def test_a_definite_description_that_fits_several_names_nothing(sentence: str) -
     assert names(sentence, SCENE) == set()
     with pytest.raises(NamesNothingDefinite, match="where the sentence needs one"):
         names(sentence, SCENE, strict=True)
+
+
+def test_every_template_text_of_every_family_is_a_sentence_of_its_family() -> None:
+    """Each phrasing of every family file, its placeholders filled, parses as its family; every word of the
+    lexicon (plurals, ordinals and sides included) is a word of the published grammar."""
+    grammar = published_grammar()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "expressions.md").read_text(encoding="utf-8")
+    lexicon = EVERYTHING.lexicon
+    phrasings = [w for kind in lexicon.words.values() for ws in kind.values() for w in ws]
+    phrasings += [w for ws in lexicon.plural.values() for w in ws] + list(lexicon.unnamed_plural)
+    assert all(f'"{w}"' in text for w in phrasings), [w for w in phrasings if f'"{w}"' not in text]
+    fill = {"Z": "big", "C": "red", "M": "shiny", "S": "ball", "P": "balls", "R": "on the left side of",
+            "A": "colour", "O": "second", "D": "from the back"}
+    for family in EVERYTHING.families:
+        for template in family.texts:
+            sentence = re.sub(r"<([A-Z])\d*>", lambda m: fill[m.group(1)], template)
+            sentence = re.sub(r"\ba (?=[aeiou])", "an ", sentence)
+            assert grammar.parse(sentence).children[0].rule == RULE.get(family.name, family.name), template

@@ -19,16 +19,17 @@ log = logging.getLogger("clevr_remv")
               help="Template folder (default: the repository's templates/).")
 @language_options(keep_stored=True)
 @click.option("-v", "--verbose", is_flag=True)
-def expressions(out: Path, templates: Path | None, max_hops: int | None, targets: str | None, verbose: bool) -> None:
+def expressions(out: Path, templates: Path | None, max_hops: int | None, targets: str | None,
+                ordinals: bool | None, verbose: bool) -> None:
     """Regenerate the referring expressions of a rendered dataset in OUT, without re-rendering.
 
-    --max-hops and --targets change the dataset's language; the new settings are stored with it.
+    --max-hops, --targets and --ordinals change the dataset's language; the new settings are stored with it.
     """
     setup_logging(verbose)
     from clevr_remv.produce.regenerate import regenerate_expressions
 
     manifest = regenerate_expressions(out, templates, on_shard=lambda p: log.info("rewrote %s", p),
-                                      max_hops=max_hops, targets=targets)
+                                      max_hops=max_hops, targets=targets, ordinals=ordinals)
     from clevr_remv.store import read_manifest
 
     for split, entry in read_manifest(out)["splits"].items():

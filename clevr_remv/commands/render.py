@@ -76,8 +76,8 @@ def _progress_bar(total_views: int) -> Callable[[int], None]:
 def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int, baseline: float, preset: str,
            samples: int | None, device: str, depth_bits: int, scenes_per_shard: int, only: str | None,
            workers: int | None, gpus: str | None, workers_per_gpu: int, executor: str, threads: int | None,
-           ray_address: str | None, amodal_masks: bool, max_hops: int, targets: str, no_progress: bool,
-           verbose: bool) -> None:
+           ray_address: str | None, amodal_masks: bool, max_hops: int, targets: str, ordinals: bool,
+           no_progress: bool, verbose: bool) -> None:
     """Render a dataset into OUT (resumable: complete shards are skipped).
 
     Exit status: 0 done (or this job's shards done), 1 an error or shards that failed twice,
@@ -99,7 +99,7 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
     config = RenderConfig(scenes=scenes, seed=seed, width=width, height=height, grid=grid, baseline=baseline,
                           quality=quality, device=device, scenes_per_shard=scenes_per_shard,
                           depth_mantissa_bits=depth_bits, amodal_masks=amodal_masks, max_hops=max_hops,
-                          targets=targets)
+                          targets=targets, ordinals=ordinals)
     shards = None
     if only:
         shards, which = select_shards(only, plan_shards(config), os.environ)
@@ -114,8 +114,8 @@ def render(scenes: int, out: Path, seed: int, width: int, height: int, grid: int
              counted(scenes, "scene"), sizes["train"], sizes["val"], sizes["test"], grid, grid, width, height, seed)
     log.info("quality %s: %s, %s", preset, counted(quality.samples, "sample"),
              f"denoiser {quality.denoiser_quality.lower()}" if quality.denoise else "no denoiser")
-    log.info("language: up to %s per sentence, %s", counted(max_hops, "relation"),
-             "one target" if targets == "one" else "one, several or no target")
+    log.info("language: up to %s per sentence, %s%s", counted(max_hops, "relation"),
+             "one target" if targets == "one" else "one, several or no target", ", ordinals" if ordinals else "")
     chosen = make_executor(config, executor, workers, gpus, workers_per_gpu, ray_address, single_process,
                            threads)
     from tqdm.contrib.logging import logging_redirect_tqdm

@@ -61,14 +61,15 @@ def resolve_templates(templates: TemplateSet | str | Path | None) -> TemplateSet
 
 
 @lru_cache(maxsize=None)
-def _selected(path: str, max_hops: int, targets: str) -> TemplateSet:
-    return select_families(_templates_in(path), max_hops, targets)
+def _selected(path: str, max_hops: int, targets: str, ordinals: bool) -> TemplateSet:
+    return select_families(_templates_in(path), max_hops, targets, ordinals)
 
 
-def language_templates(templates: str | Path | None = None, max_hops: int = 1, targets: str = "one") -> TemplateSet:
-    """The families a dataset's language options allow (RenderConfig.max_hops, .targets), from a template
-    folder (None: the repository's); the published options give the published families."""
-    return _selected(str(Path(templates or default_template_dir()).resolve()), max_hops, targets)
+def language_templates(templates: str | Path | None = None, max_hops: int = 1, targets: str = "one",
+                       ordinals: bool = False) -> TemplateSet:
+    """The families a dataset's language options allow (RenderConfig.max_hops, .targets, .ordinals), from a
+    template folder (None: the repository's); the published options give the published families."""
+    return _selected(str(Path(templates or default_template_dir()).resolve()), max_hops, targets, bool(ordinals))
 
 
 def generate_refs(
@@ -78,6 +79,7 @@ def generate_refs(
     templates: TemplateSet | str | Path | None = None,
     max_hops: int = 1,
     targets: str = "one",
+    ordinals: bool = False,
 ) -> list[Ref]:
     """About 8 referring pairs for one scene, each naming exactly its targets (one visible object in
     the published language; `max_hops` and `targets` choose another, see docs/expressions.md).
@@ -88,7 +90,8 @@ def generate_refs(
     families the options allow. Deterministic in the scene's seed. See `generate_pairs` for the
     dropped counts too.
     """
-    chosen = templates if isinstance(templates, TemplateSet) else language_templates(templates, max_hops, targets)
+    chosen = (templates if isinstance(templates, TemplateSet)
+              else language_templates(templates, max_hops, targets, ordinals))
     return generate_pairs(scene, visible_pixels, min_visible, chosen).refs
 
 

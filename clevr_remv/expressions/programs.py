@@ -20,6 +20,10 @@ same_<attr>         object        set         other objects sharing its <attr> (
                                               excluded, as in CLEVR)
 union               two sets or   set         the objects of either input (`and`, `or`);
                     objects                   an object counts as the set of itself
+ordinal             set           object      the k-th member counted from one side:
+                                              value_inputs [side, k], side left, right,
+                                              front or behind; no answer where another
+                                              member is in the dead band beside it
 ==================  ============  ==========  =============================================
 
 <attr> is one of size, color, material, shape. Objects are 1-based ids, as in the masks.
@@ -43,7 +47,9 @@ Value = Union[frozenset[int], int, None]
 FILTER_FUNCTIONS: dict[str, str] = {f"filter_{a}": a for a in ATTRIBUTES}
 SAME_FUNCTIONS: dict[str, str] = {f"same_{a}": a for a in ATTRIBUTES}
 RELATION_FUNCTIONS: frozenset[str] = frozenset({"relate", *SAME_FUNCTIONS})
-FUNCTIONS: frozenset[str] = frozenset({"scene", "unique", "union", *FILTER_FUNCTIONS, *RELATION_FUNCTIONS})
+FUNCTIONS: frozenset[str] = frozenset({"scene", "unique", "union", "ordinal", *FILTER_FUNCTIONS,
+                                       *RELATION_FUNCTIONS})
+RANK_THRESHOLD = 0.2  # as close along the side's axis as CLEVR's relation dead band: no telling which is first
 
 
 class ProgramError(ValueError):
@@ -135,6 +141,10 @@ def _apply(n: Node, inputs: list[Value], scene: Scene, index: int) -> Value:
     if function == "unique":
         members = _as_set(inputs[0], n, index)
         return next(iter(members)) if len(members) == 1 else None
+    if function == "ordinal":
+        if len(values) != 2 or not str(values[1]).isdigit():
+            raise ProgramError(f"node {index} (ordinal): value_inputs must be [side, k], got {values}")
+        return kth_from(scene, _as_set(inputs[0], n, index), values[0], int(values[1]))
     anchor = _as_object(inputs[0], n, index)
     if function == "relate":
         return relate_set(scene, anchor, _one_value(values, n, index))
@@ -143,6 +153,23 @@ def _apply(n: Node, inputs: list[Value], scene: Scene, index: int) -> Value:
 
 def _filter(scene: Scene, members: frozenset[int], attribute: str, value: str) -> frozenset[int]:
     return frozenset(i for i in members if getattr(scene.object(i), attribute) == value)
+
+
+def kth_from(scene: Scene, members: frozenset[int], side: str, k: int) -> int | None:
+    """The member that is k-th (1 = nearest) from `side` (left, right, front, behind of the central camera),
+    or None when there are fewer than k or another member lies in the dead band beside it along that axis
+    (its rank would be a guess)."""
+    if side not in scene.directions:
+        raise ProgramError(f"unknown side {side!r}, expected one of {sorted(scene.directions)}")
+    axis = scene.directions[side][:2]
+    along = {i: scene.object(i).position[0] * axis[0] + scene.object(i).position[1] * axis[1] for i in members}
+    ranked = sorted(along, key=lambda i: -along[i])
+    if not 1 <= k <= len(ranked):
+        return None
+    chosen = ranked[k - 1]
+    if any(abs(along[i] - along[chosen]) <= RANK_THRESHOLD for i in ranked if i != chosen):
+        return None
+    return chosen
 
 
 def relate_set(scene: Scene, anchor: int, relation: str) -> frozenset[int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from clevr_remv.expressions import programs
 from clevr_remv.expressions.programs import Program, node
-from clevr_remv.expressions.templates import RELATIONS, SLOT_KINDS, VOCABULARY, Family
+from clevr_remv.expressions.templates import ORDINALS, RELATIONS, SLOT_KINDS, VOCABULARY, Family
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.vocabulary import ATTRIBUTES
 
@@ -82,6 +82,9 @@ class Instance:
                 nodes.append(node("relate", last, [choices[step.params[0]]]))
             elif step.function == "same":
                 nodes.append(node(f"same_{choices[step.params[0]]}", last))
+            elif step.function == "ordinal":
+                rank, side = ordinal_placeholders(step.params)
+                nodes.append(node("ordinal", last, [choices[side], choices[rank]]))
             elif step.function == "scene":  # a second description begins ("and", "or")
                 branch_ends.append(len(nodes) - 1)
                 nodes.append(node("scene"))
@@ -110,6 +113,8 @@ def find_instance(
     """
     if family.joined:
         return _find_joined(family, scene, referent, rng, said_weights, anchors)
+    if family.ordinal:
+        return _find_ordinal(family, scene, referent, rng, said_weights)
     search = _ChainSearch(family, scene, rng, said_weights, anchors)
     found = search.name(referent, family.hops, frozenset({referent}), final=True)
     if found is None:
@@ -184,6 +189,34 @@ class _ChainSearch:
             return None
         said, targets = found
         return [SlotFill(suffix, target, said)], list(choice), targets
+
+
+def _find_ordinal(family: Family, scene: Scene, referent: int, rng: np.random.Generator,
+                  said_weights: Sequence[float]) -> Instance | None:
+    """"The second cube from the left": a description whose set (two or more) ranks `referent` first to third
+    from a side, with no other member in the dead band beside it. Sides in random order."""
+    everything = frozenset(o.id for o in scene.objects)
+    (suffix,) = family.slots
+    step = next(s for s in family.steps if s.function == "ordinal")
+    rank_placeholder, side_placeholder = ordinal_placeholders(step.params)
+    for i in rng.permutation(len(RELATIONS)):
+        side = RELATIONS[i]
+
+        def ranks(members: frozenset[int]) -> bool:
+            return len(members) >= 2 and any(programs.kth_from(scene, members, side, int(k)) == referent
+                                             for k in ORDINALS)
+
+        found = choose_set(scene, referent, everything, _allowed(family, suffix, None), said_weights, rng, accept=ranks)
+        if found is not None:
+            said, members = found
+            k = next(k for k in ORDINALS if programs.kth_from(scene, members, side, int(k)) == referent)
+            return Instance(family, ((rank_placeholder, k), (side_placeholder, side)), (SlotFill(suffix, referent, said),))
+    return None
+
+
+def ordinal_placeholders(params: Sequence[str]) -> tuple[str, str]:
+    """(<O...>, <D...>) of an ordinal step, whichever order the template lists them in."""
+    return next(p for p in params if p.startswith("<O")), next(p for p in params if p.startswith("<D"))
 
 
 def _find_joined(family: Family, scene: Scene, referent: int, rng: np.random.Generator,

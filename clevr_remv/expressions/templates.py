@@ -11,6 +11,7 @@ the object slot (no number and each number are different objects):
     Z size, C colour, M material, S shape   (one filter step describes one object)
     P shape worded in the plural            (instead of S, where a filter ends in a set: "the red cubes")
     R relation (left, right, front, behind), A attribute kind (size, color, material, shape)
+    O ordinal (1, 2, 3: "first" ...), D the side it counts from (left, right, front, behind)
 
 A family says which targets its sentences have (`targets`: one object, several, or none) and its
 program's shape follows from that (`_check_shape`): chains of up to MAX_HOPS relations, a final set
@@ -38,8 +39,9 @@ LEXICON_FILE = "lexicon.json"
 RELATIONS: tuple[str, ...] = ("left", "right", "front", "behind")  # rig.ground_directions' keys
 SLOT_KINDS: dict[str, str] = {"Z": "size", "C": "color", "M": "material", "S": "shape", "P": "shape"}
 PLURAL_KIND = "P"
-CHOICE_KINDS: dict[str, str] = {"R": "relation", "A": "attribute"}
-STEP_FUNCTIONS: frozenset[str] = frozenset({"scene", "filter", "unique", "relate", "same", "union"})
+CHOICE_KINDS: dict[str, str] = {"R": "relation", "A": "attribute", "O": "ordinal", "D": "side"}
+STEP_FUNCTIONS: frozenset[str] = frozenset({"scene", "filter", "unique", "relate", "same", "union", "ordinal"})
+ORDINALS: tuple[str, ...] = ("1", "2", "3")  # "the third cube from the left" at most: further reads badly
 # What a family's sentences name: exactly one object (the published data), several, or none.
 TARGET_KINDS: tuple[str, ...] = ("one", "several", "none")
 MAX_HOPS = 3  # relations chained in one sentence (--max-hops 1..3)
@@ -51,15 +53,20 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "shape": SHAPES,
     "relation": RELATIONS,
     "attribute": ATTRIBUTES,
+    "ordinal": ORDINALS,
+    "side": RELATIONS,
 }
+# Word kinds a lexicon needs only where a family uses them (lexicons older than the ordinal family lack them).
+OPTIONAL_WORDS: frozenset[str] = frozenset({"ordinal", "side"})
 # Program shapes, one letter per step (scene s, filter f, unique u, relate r, same m, union +). A branch
 # describes one object through a chain of relations, each anchor a unique; it ends in `unique` (one
 # object) or in the filter's set (several or none). Two zero-hop branches joined by `union` are "and"
 # (two uniques) or "or" (two sets).
-_STEP_LETTERS = {"scene": "s", "filter": "f", "unique": "u", "relate": "r", "same": "m", "union": "+"}
+_STEP_LETTERS = {"scene": "s", "filter": "f", "unique": "u", "relate": "r", "same": "m", "union": "+",
+                 "ordinal": "o"}
 _CHAIN = rf"sf(?:u[rm]f){{0,{MAX_HOPS}}}"
 SHAPES_BY_TARGETS: dict[str, tuple[str, ...]] = {
-    "one": (rf"{_CHAIN}u",),
+    "one": (rf"{_CHAIN}u", "sfo"),  # ... or the k-th of a description's set from one side (`--ordinals`)
     "none": (_CHAIN,),
     "several": (_CHAIN, r"sfusfu\+", r"sfsf\+"),
 }
@@ -118,9 +125,11 @@ class Family:
         return any(s.function == "union" for s in self.steps)
 
     @property
-    def plural(self) -> bool:
-        """The program ends in a set (several or no targets), not in `unique`."""
-        return self.steps[-1].function != "unique"
+    def ordinal(self) -> bool:
+        """An ordinal family ("the second cube from the left"), used only under `--ordinals`."""
+        return any(s.function == "ordinal" for s in self.steps)
+
+
 
 
 @dataclass(frozen=True)
@@ -180,11 +189,16 @@ def load_templates(path: str | Path | None = None) -> TemplateSet:
         seen[f.name] = f.source
         if any(_kind(p) == PLURAL_KIND for s in f.steps for p in s.params) and lexicon.plural is None:
             raise TemplateError(f"{f.source}: uses <P> (plural shapes) but {lexicon.source} has no plural_shape")
+        lacking = sorted({CHOICE_KINDS[_kind(p)] for s in f.steps for p in s.params if _kind(p) in CHOICE_KINDS}
+                         - set(lexicon.words))
+        if lacking:
+            raise TemplateError(f"{f.source}: needs words.{lacking[0]} in {lexicon.source}")
     return TemplateSet(families, lexicon, root)
 
 
-def select_families(templates: TemplateSet, max_hops: int, targets: str) -> TemplateSet:
-    """The families a dataset's language options allow (`--max-hops`, `--targets one|any`), in file order.
+def select_families(templates: TemplateSet, max_hops: int, targets: str, ordinals: bool = False) -> TemplateSet:
+    """The families a dataset's language options allow (`--max-hops`, `--targets one|any`, `--ordinals`), in
+    file order.
 
     With the published options (1, one) that is exactly the published families, so the expression
     stream draws as it always did and the default dataset's sentences stay byte-identical.
@@ -194,13 +208,13 @@ def select_families(templates: TemplateSet, max_hops: int, targets: str) -> Temp
     if targets not in ("one", "any"):
         raise ValueError(f"--targets must be one or any, got {targets!r}")
     chosen = tuple(f for f in templates.families
-                   if f.hops <= max_hops and (targets == "any" or f.targets == "one"))
+                   if f.hops <= max_hops and (targets == "any" or f.targets == "one") and (ordinals or not f.ordinal))
     if not chosen:
         raise TemplateError(f"{templates.root}: no template family fits --max-hops {max_hops} --targets {targets}")
     # The published rule gives each turn to the family furthest behind its share within the scene: with three
     # families and 8 pairs each gets its share in every scene. With up to a dozen families a light one is
     # never furthest behind in 8 turns and would never be said; the extended language draws instead.
-    published = max_hops <= 1 and targets == "one"
+    published = max_hops <= 1 and targets == "one" and not ordinals
     return TemplateSet(chosen, templates.lexicon, templates.root, "deficit" if published else "weighted")
 
 
@@ -280,7 +294,8 @@ def _check_shape(steps: tuple[Step, ...], targets: str, path: Path) -> None:
     letters = "".join(_STEP_LETTERS[f] for f in functions)
     if not any(re.fullmatch(shape, letters) for shape in SHAPES_BY_TARGETS[targets]):
         wanted = {
-            "one": f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter; then unique",
+            "one": (f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter; then unique "
+                    "(or scene, filter, ordinal)"),
             "none": f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter (ending in the set)",
             "several": (f"scene, filter, then up to {MAX_HOPS} times unique, relate or same, filter (ending in the "
                         "set); or two zero-hop descriptions (scene, filter[, unique]) joined by union"),
@@ -306,7 +321,8 @@ def _parse_step(raw: Any, index: int, path: Path) -> Step:
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise _fail(path, f"{where}: value_inputs must be a list of placeholder strings, got {params!r}")
     params = tuple(params)
-    expected = {"scene": "", "unique": "", "union": "", "filter": "ZCMS", "relate": "R", "same": "A"}[function]
+    expected = {"scene": "", "unique": "", "union": "", "filter": "ZCMS", "relate": "R", "same": "A",
+                "ordinal": "OD"}[function]
     kinds = "".join(_kind(p) or "?" for p in params)
     if function == "filter" and PLURAL_KIND in kinds:
         expected = expected.replace("S", PLURAL_KIND)
@@ -373,6 +389,8 @@ def parse_lexicon(d: Any, path: Path) -> Lexicon:
         raise _fail(path, f"unknown keys {sorted(unknown)}; allowed: {', '.join(allowed_keys)}")
     words: dict[str, dict[str, tuple[str, ...]]] = {}
     for kind, values in VOCABULARY.items():
+        if kind in OPTIONAL_WORDS and kind not in raw_words:
+            continue
         table = _require(raw_words, kind, dict, path, "words")
         extra = set(table) - set(values)
         if extra:

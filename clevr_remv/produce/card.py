@@ -196,11 +196,13 @@ def _settings(manifest: dict) -> tuple[list[tuple[str, str]], str | None]:
 def language_setting(config: RenderConfig) -> str:
     """The sentences' language in words: `--max-hops` and `--targets` (docs/expressions.md)."""
     hops = "at most one relation" if config.max_hops == 1 else f"up to {config.max_hops} chained relations"
+    ordinals = "; ordinals (\"the second cube from the left\", `--ordinals`)" if config.ordinals else ""
     if config.targets == "one":
-        return f"{hops} per sentence, each naming exactly one object (the published CLEVR-Remv's language)" \
-            if config.max_hops == 1 else f"{hops} per sentence, each naming exactly one object"
+        published = config.max_hops == 1 and not config.ordinals
+        return (f"{hops} per sentence, each naming exactly one object"
+                + (" (the published CLEVR-Remv's language)" if published else "") + ordinals)
     return (f"{hops} per sentence; a sentence names one object, several (plurals, and, or) or none "
-            "(generalised referring expressions, `--targets any`; `refs/targets` lists them)")
+            "(generalised referring expressions, `--targets any`; `refs/targets` lists them)" + ordinals)
 
 
 def _per_split(splits: Mapping[str, Mapping[str, Any]], key: str) -> str:

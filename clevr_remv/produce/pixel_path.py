@@ -72,7 +72,8 @@ def render_scene(config: RenderConfig, split: str, index: int, renderer: Rendere
     with stopwatch.section("annotate"):
         counts = visible_pixels(views.masks)
         expressions = generate_pairs(scene, counts, config.min_visible_pixels,
-                                     language_templates(None, config.max_hops, config.targets))
+                                     language_templates(None, config.max_hops, config.targets,
+                                                        config.ordinals))
     with stopwatch.section("amodal"):
         amodal_counts, amodal_kept = amodal(scene, views.masks, views.depth, intrinsics, world_to_camera,
                                             keep_masks=config.amodal_masks)

@@ -31,7 +31,8 @@ from clevr_remv.store.transaction import Transaction
 
 def regenerate_expressions(out: Path, templates: Path | None = None,
                            on_shard: Callable[[Path], None] | None = None,
-                           max_hops: int | None = None, targets: str | None = None) -> Path:
+                           max_hops: int | None = None, targets: str | None = None,
+                           ordinals: bool | None = None) -> Path:
     """Rewrite every shard's refs from its stored scenes and pixel counts: no re-rendering.
 
     All or nothing: every shard is read and its new refs made before anything is written (a
@@ -39,15 +40,16 @@ def regenerate_expressions(out: Path, templates: Path | None = None,
     and dataset.json (last) are written to temporaries and renamed together
     (store/transaction.py). That needs free space for a copy of every shard meanwhile (they
     hold the images); it is checked first. `on_shard(path)` follows for each rewritten shard.
-    `max_hops` and `targets` change the dataset's language (None: keep the stored one); the new
+    `max_hops`, `targets` and `ordinals` change the dataset's language (None: keep the stored one); the new
     settings are stored with it, in dataset.json and every shard, so a later resume keeps them.
     """
     manifest = require_manifest(out)
     sweep_stale_temporaries(out)
     config = from_dict(manifest["config"])
     config = config.with_(max_hops=config.max_hops if max_hops is None else max_hops,
-                          targets=config.targets if targets is None else targets)
-    template_set = language_templates(templates, config.max_hops, config.targets)
+                          targets=config.targets if targets is None else targets,
+                          ordinals=config.ordinals if ordinals is None else ordinals)
+    template_set = language_templates(templates, config.max_hops, config.targets, config.ordinals)
     shards = plan_shards(config)
     refs, counts, attrs = {}, {}, {}
     for shard in shards:

@@ -98,11 +98,11 @@ def _relation(program: str) -> str:
 
 
 def layout_stats(layouts: int, split: str = "train", seed: int = 0, templates: Any = None,
-                 max_hops: int = 1, targets: str = "one") -> dict[str, Any]:
+                 max_hops: int = 1, targets: str = "one", ordinals: bool = False) -> dict[str, Any]:
     """Stats on `layouts` drawn layouts of a split, every object fully visible (no rendering), in the
     language `max_hops` and `targets` allow (the published one by default)."""
     config = RenderConfig(seed=seed)
-    loaded = select_families(resolve_templates(templates), max_hops, targets)
+    loaded = select_families(resolve_templates(templates), max_hops, targets, ordinals)
     visible = np.full((config.views, MAX_OBJECTS), 10 * config.min_visible_pixels, dtype=np.int32)
     items = []
     for index in range(layouts):
@@ -165,9 +165,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="relations chained per sentence (default 1, the published language)")
     parser.add_argument("--targets", choices=("one", "any"), default="one",
                         help="one object per sentence (default), or any: several or none too")
+    parser.add_argument("--ordinals", action="store_true", help="also \"the second cube from the left\"")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    stats = layout_stats(args.layouts, args.split, args.seed, args.templates, args.max_hops, args.targets)
+    stats = layout_stats(args.layouts, args.split, args.seed, args.templates, args.max_hops, args.targets, args.ordinals)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
 
 
