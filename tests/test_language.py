@@ -236,3 +236,32 @@ def test_every_template_text_of_every_family_is_a_sentence_of_its_family() -> No
             sentence = re.sub(r"<([A-Z])\d*>", lambda m: fill[m.group(1)], template)
             sentence = re.sub(r"\ba (?=[aeiou])", "an ", sentence)
             assert grammar.parse(sentence).children[0].rule == RULE.get(family.name, family.name), template
+
+
+def test_the_language_options_are_settings_of_the_dataset() -> None:
+    """Stored only where they differ from the published language (so a 0.3.0 manifest still compares equal),
+    given back as render options, refused with the option's name when out of range."""
+    from clevr_remv.config import RenderConfig, from_dict, render_arguments
+
+    published = RenderConfig()
+    assert {"max_hops", "targets", "ordinals"}.isdisjoint(published.identity())
+    harder = RenderConfig(max_hops=2, targets="any", ordinals=True)
+    assert {k: harder.identity()[k] for k in ("max_hops", "targets", "ordinals")} == {
+        "max_hops": 2, "targets": "any", "ordinals": True}
+    assert from_dict(harder.identity()) == harder.with_(device="auto")
+    arguments = render_arguments(harder)
+    assert " ".join(arguments).endswith("--max-hops 2 --targets any --ordinals")
+    assert "--max-hops" not in render_arguments(published)
+    with pytest.raises(ValueError, match="--max-hops must be 1, 2 or 3, got 4"):
+        RenderConfig(max_hops=4)
+    with pytest.raises(ValueError, match="--targets must be one or any, got two"):
+        RenderConfig(targets="two")
+
+
+@pytest.mark.parametrize("option", [["--max-hops", "4"], ["--targets", "several"]])
+def test_a_bad_language_option_is_a_usage_error(option: list[str], tmp_path) -> None:
+    from conftest import run_cli
+
+    for command in (["render", "--out", str(tmp_path / "out")], ["expressions", str(tmp_path)]):
+        result = run_cli(*command, *option)
+        assert result.exit_code == 2 and option[0] in result.output, result.output
