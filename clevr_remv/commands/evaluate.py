@@ -27,19 +27,24 @@ log = logging.getLogger("clevr_remv")
               help="Also write the figures as JSON (atomically; its folder must exist).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png|svg|pdf", default=None,
               help="Draw overall IoU over the view grid as a heat map (format from the suffix).")
-@click.option("--by", type=click.Choice(["occlusion"]), default=None,
-              help="Also give every figure per bin of the referent's visible fraction (1.0, [0.75,1), "
-                   "[0.5,0.75), [0.25,0.5), (0,0.25)) with the (pair, view) count per bin; --plot then draws "
-                   "overall IoU against the visible fraction.")
+@click.option("--by", type=click.Choice(["occlusion", "hops", "targets"]), multiple=True,
+              help="Also give every figure per group, with its (pair, view) count: occlusion, per bin of the "
+                   "referent's visible fraction (1.0, [0.75,1), [0.5,0.75), [0.25,0.5), (0,0.25)), when --plot "
+                   "draws overall IoU against it; hops, per relation count of the sentence (0-3); targets, per "
+                   "number of objects it names (none, one, several). Repeat to give several.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 def command(dataset: Path, split: str, predictions: Path | None, baseline: str | None, views: str | None,
-            json_path: Path | None, plot_path: Path | None, by: str | None, no_progress: bool, verbose: bool) -> None:
+            json_path: Path | None, plot_path: Path | None, by: tuple[str, ...], no_progress: bool,
+            verbose: bool) -> None:
     """Score referring-segmentation masks on DATASET view by view.
 
     Prints P@0.5 ... P@0.9, mean IoU and overall IoU per view, their mean and standard deviation over the
-    chosen views, and Multi-View Robustness (MVR) from overall and from mean IoU. Predictions that do not
-    fit the dataset, or miss a (pair, view) to evaluate, stop with one line naming the first problem.
+    chosen views, and Multi-View Robustness (MVR) from overall and from mean IoU. Where some sentence names
+    several objects or none (expressions --targets any), the ground truth is the union of the named objects
+    and the figures are GRES's: gIoU, cIoU, N-acc, T-acc, and P@K over the targeted sentences. Predictions
+    that do not fit the dataset, or miss a (pair, view) to evaluate, stop with one line naming the first
+    problem.
     """
     setup_logging(verbose)
     from clevr_remv.evaluation.scorecard import (
@@ -73,7 +78,7 @@ def command(dataset: Path, split: str, predictions: Path | None, baseline: str |
         check_output_file(plot_path, PICTURE_SUFFIXES, "--plot")
     try:
         evaluation = evaluate(dataset, split, predictions=predictions, baseline=baseline, views=views,
-                              progress=progress, by=by)
+                              progress=progress, by=by or None)
     finally:  # an error's line starts on a line of its own, also in a farm's log
         for bar in bars:
             bar.close()

@@ -1,5 +1,6 @@
 """Scoring a model: predictions files (written and read), the ground truth they are scored against,
-the metrics (IoU, P@K, MVR), the report, and the breakdowns by occlusion and the disparity metrics.
+the metrics (IoU, P@K, MVR; GRES's gIoU, cIoU, N-acc and T-acc for sentences that name several objects
+or none), the report, the breakdowns by occlusion, hops and targets, and the disparity metrics.
 
     from clevr_remv.evaluation import evaluate, write_predictions
 

@@ -8,6 +8,10 @@ view (`refs/visible` false) stay out. Per bin:
   with their count (the row of the table and the point of the plot);
 - MVR: each view's score over its pairs in the bin, divided by the centre's score over the same pairs
   (whatever their visible fraction in the centre view).
+
+With generalised sentences (`--targets any`) the fraction is that of the union of the targets, the figures
+are the generalised ones (metrics.py), and a no-target sentence, which has nothing to occlude (its fraction
+is NaN), falls in no bin: `evaluate --by targets` scores those.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from clevr_remv.evaluation.metrics import (
-    METRIC_KEYS,
     MultiViewReport,
     ViewScores,
     _mvr_over_same_pairs,
@@ -29,6 +32,7 @@ from clevr_remv.evaluation.metrics import (
     overall_iou,
     score_view,
     score_views,
+    table_columns,
 )
 from clevr_remv.truth.occlusion import BIN_NAMES, BINS, bin_index
 
@@ -41,25 +45,32 @@ class OcclusionBin:
 
 
 def score_by_occlusion(inter: np.ndarray, union: np.ndarray, include: np.ndarray, fraction: np.ndarray,
-                       views: Sequence[int], grid: int, chosen: Sequence[int]) -> list[OcclusionBin]:
-    """One OcclusionBin per bin of BINS, from (R, len(views)) counts, `include` and visible `fraction`."""
+                       views: Sequence[int], grid: int, chosen: Sequence[int], *, predicted: np.ndarray | None = None,
+                       targeted: np.ndarray | None = None) -> list[OcclusionBin]:
+    """One OcclusionBin per bin of BINS, from (R, len(views)) counts, `include` and visible `fraction`;
+    `predicted` and `targeted` as `metrics.score_views` takes them, for generalised sentences."""
     views = [int(v) for v in views]
     bins = bin_index(fraction)
     centre = grid * grid // 2
     in_chosen = np.isin(views, list(chosen))
+    general = {"predicted": predicted, "targeted": targeted} if targeted is not None else {}
     out = []
     for b, name in enumerate(BIN_NAMES):
         mine = include & (bins == b)
-        report = score_views(inter, union, mine, views, grid, chosen=chosen)
+        report = score_views(inter, union, mine, views, grid, chosen=chosen, **general)
         if centre in views and len(views) > 1:
             same = mine.copy()
             same[:, views.index(centre)] = include[:, views.index(centre)]
             c = views.index(centre)
             report = MultiViewReport(report.grid, report.views, report.chosen, report.mean, report.std,
                                      _mvr_over_same_pairs(overall_iou, inter, union, same, views, c, grid),
-                                     _mvr_over_same_pairs(mean_iou, inter, union, same, views, c, grid))
+                                     _mvr_over_same_pairs(mean_iou, inter, union, same, views, c, grid),
+                                     report.generalised)
         pooled_mask = mine & in_chosen[None, :]
-        pooled = score_view(inter[pooled_mask], union[pooled_mask])
+        pooled_extra = ({"predicted": np.asarray(predicted)[pooled_mask],
+                         "targeted": np.broadcast_to(np.asarray(targeted, bool)[:, None], mine.shape)[pooled_mask]}
+                        if general else {})
+        pooled = score_view(inter[pooled_mask], union[pooled_mask], **pooled_extra)
         out.append(OcclusionBin(name, pooled, report))
     return out
 
@@ -84,6 +95,8 @@ def bins_json(bins: list[OcclusionBin]) -> dict[str, Any]:
             "mvr_oiou": _finite(r.mvr_oiou),
             "mvr_miou": _finite(r.mvr_miou),
         }
+        if r.generalised:
+            out[b.name].update(mvr_ciou=_finite(r.mvr_oiou), mvr_giou=_finite(r.mvr_miou))
     return out
 
 
@@ -93,9 +106,11 @@ def _pct(x: float) -> str:
 
 def format_bins(bins: list[OcclusionBin], chosen: Sequence[int]) -> str:
     """The table printed after `evaluate`'s: one row per bin, figures pooled over the chosen views."""
-    headers = ["visible fraction", "pairs x views", *(k.upper().replace("MIOU", "mIoU").replace("OIOU", "oIoU")
-                                                      for k in METRIC_KEYS), "MVR oIoU", "MVR mIoU"]
-    rows = [[b.name, str(b.pooled.pairs), *(_pct(float(b.pooled.as_dict()[k])) for k in METRIC_KEYS),
+    generalised = bool(bins) and bins[0].report.generalised
+    columns = table_columns(generalised)
+    mvr = ["MVR cIoU", "MVR gIoU"] if generalised else ["MVR oIoU", "MVR mIoU"]
+    headers = ["visible fraction", "pairs x views", *(header for _, header in columns), *mvr]
+    rows = [[b.name, str(b.pooled.pairs), *(_pct(float(b.pooled.as_dict()[k])) for k, _ in columns),
              _pct(b.report.mvr_oiou), _pct(b.report.mvr_miou)] for b in bins]
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(headers)]
     lines = [f"by the referent's visible fraction, pooled over the {len(chosen)} chosen view(s); figures in %"]

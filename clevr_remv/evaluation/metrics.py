@@ -16,6 +16,23 @@ Pure NumPy, so the figures can be checked by hand and reused on any model's outp
 out of that view's figures, and out of the centre figure that view is divided by, so Q compares the
 model on exactly one set of pairs. `score_views` takes the per-(pair, view) counts and an `include`
 table and does that bookkeeping.
+
+Generalised sentences (`--targets any`: one object, several or none; GRES, Liu, Ding and Jiang, CVPR
+2023) are scored as ReLA's evaluator does (henghuiding/ReLA, gres_model/evaluation/refer_evaluation.py,
+`ReferEvaluator.evaluate`), the target mask being the union of the named objects (empty for none):
+
+- gIoU: the mean of the per-sentence IoUs, a no-target sentence scoring 1 when its prediction is empty
+  and 0 otherwise. That is `mean_iou` as it stands: an empty prediction of an empty target has an empty
+  union, which `iou` scores 1, and any pixel predicted for it gives intersection 0 over a union > 0.
+- cIoU: Σ intersections / Σ unions over every sentence, no-target ones included (their false-positive
+  pixels add to the union, nothing to the intersection): `overall_iou` as it stands.
+- N-acc = TP / (TP + FN), ReLA's positives being the no-target sentences: the share of no-target
+  sentences predicted empty. T-acc = TN / (TN + FP): the share of targeted sentences predicted
+  non-empty. A mask-only model "predicts no target" by predicting no pixel.
+- P@K: over the targeted sentences only (ReLA's `not_empty_count`).
+
+So on single-target data every figure is what it was; `score_view` adds N-acc and T-acc (and restricts
+P@K to the targeted pairs) when it is told which pairs name a target.
 """
 
 from __future__ import annotations
@@ -39,6 +56,23 @@ def precision_key(k: float) -> str:
 
 
 METRIC_KEYS: tuple[str, ...] = (*(precision_key(k) for k in THRESHOLDS), "miou", "oiou")
+# With generalised sentences: the same (P@K over targeted pairs only), gIoU and cIoU under their GRES names
+# (equal to mIoU and oIoU, kept so that readers of `miou`/`oiou` keep working), N-acc and T-acc.
+GENERALISED_KEYS: tuple[str, ...] = (*METRIC_KEYS, "giou", "ciou", "n_acc", "t_acc")
+_HEADERS = {"miou": "mIoU", "oiou": "oIoU", "giou": "gIoU", "ciou": "cIoU", "n_acc": "N-acc", "t_acc": "T-acc",
+            **{precision_key(k): f"P@{k:g}" for k in THRESHOLDS}}
+
+
+def metric_keys(generalised: bool) -> tuple[str, ...]:
+    """The figures a report holds (its JSON keys, its mean and std): METRIC_KEYS, or GENERALISED_KEYS."""
+    return GENERALISED_KEYS if generalised else METRIC_KEYS
+
+
+def table_columns(generalised: bool) -> list[tuple[str, str]]:
+    """(key, header) of the figures a printed table shows: P@K, mIoU, oIoU; with generalised sentences
+    P@K, gIoU, cIoU, N-acc, T-acc (mIoU and oIoU would repeat gIoU and cIoU)."""
+    keys = [*METRIC_KEYS[:-2], "giou", "ciou", "n_acc", "t_acc"] if generalised else list(METRIC_KEYS)
+    return [(key, _HEADERS[key]) for key in keys]
 
 
 def mask_counts(prediction: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +96,9 @@ def mask_counts(prediction: np.ndarray, target: np.ndarray) -> tuple[np.ndarray,
 def iou(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
     """Per-pair IoU. An empty union (empty prediction of an empty target) is a perfect 1.0.
 
-    Evaluated pairs never have an empty target (their referent is visible), so the convention
-    only matters to callers that feed in hidden referents themselves.
+    A targeted pair's target is never empty (its objects are visible where it is evaluated), so the
+    convention only matters for no-target sentences, where it is GRES's: predicting nothing for a
+    sentence that names nothing scores 1 (ReLA counts it a true positive with IoU 1).
     """
     inter = np.asarray(inter, dtype=np.float64)
     union = np.asarray(union, dtype=np.float64)
@@ -94,29 +129,105 @@ def overall_iou(inter: np.ndarray, union: np.ndarray) -> float:
     return float(iou(inter.sum(), np.asarray(union, dtype=np.int64).sum()))
 
 
+# GRES's names for the same two computations (see the module's docstring): gIoU averages the per-sentence
+# IoUs, a no-target sentence's being 1 or 0; cIoU pools every sentence's pixels. An empty total union (only
+# no-target sentences, all predicted empty) is 1.0, where ReLA's evaluator would divide by zero.
+generalised_iou = mean_iou
+cumulative_iou = overall_iou
+
+
+def no_target_accuracy(predicted: np.ndarray, targeted: np.ndarray) -> float:
+    """N-acc: the share of no-target sentences whose prediction is empty (ReLA's TP / (TP + FN)).
+
+    `predicted`: the predicted pixel count of each sample; `targeted`: whether it names an object.
+    NaN without a no-target sample (ReLA reports 0 then, which reads like a measured failure).
+    """
+    predicted, targeted = np.asarray(predicted), np.asarray(targeted, dtype=bool)
+    none = ~targeted
+    return float(np.mean(predicted[none] == 0)) if none.any() else math.nan
+
+
+def target_accuracy(predicted: np.ndarray, targeted: np.ndarray) -> float:
+    """T-acc: the share of targeted sentences whose prediction is not empty (ReLA's TN / (TN + FP)).
+    NaN without a targeted sample."""
+    predicted, targeted = np.asarray(predicted), np.asarray(targeted, dtype=bool)
+    return float(np.mean(predicted[targeted] > 0)) if targeted.any() else math.nan
+
+
+@dataclass(frozen=True)
+class TargetScores:
+    """The figures only generalised sentences have, over the pairs of one view (or of a pooled set)."""
+
+    targeted: int  # pairs that name at least one object
+    no_target: int  # pairs that name none
+    n_acc: float
+    t_acc: float
+
+
 @dataclass(frozen=True)
 class ViewScores:
-    """The figures of one view: P@K, mean and overall IoU over `pairs` pairs; `left_out` not counted."""
+    """The figures of one view: P@K, mean and overall IoU over `pairs` pairs; `left_out` not counted.
+    With generalised sentences, `targets` holds N-acc and T-acc, and P@K runs over the targeted pairs."""
 
     pairs: int
     left_out: int
     miou: float
     oiou: float
     precision: dict[float, float]
+    targets: TargetScores | None = None  # None: every sentence names one object (the published data)
+
+    @property
+    def generalised(self) -> bool:
+        return self.targets is not None
+
+    @property
+    def giou(self) -> float:
+        return self.miou
+
+    @property
+    def ciou(self) -> float:
+        return self.oiou
 
     def as_dict(self) -> dict[str, float | int]:
-        """The JSON form: `p@0.5` … `p@0.9`, `miou`, `oiou`, `pairs`, `left_out`."""
+        """The JSON form: `p@0.5` … `p@0.9`, `miou`, `oiou`, `pairs`, `left_out`; with generalised
+        sentences also `giou`, `ciou`, `n_acc`, `t_acc`, `targeted`, `no_target`."""
         out: dict[str, float | int] = {precision_key(k): v for k, v in self.precision.items()}
         out.update(miou=self.miou, oiou=self.oiou, pairs=self.pairs, left_out=self.left_out)
+        if self.targets is not None:
+            t = self.targets
+            out.update(giou=self.miou, ciou=self.oiou, n_acc=t.n_acc, t_acc=t.t_acc, targeted=t.targeted,
+                       no_target=t.no_target)
         return out
 
 
-def score_view(inter: np.ndarray, union: np.ndarray, left_out: int = 0) -> ViewScores:
-    """All figures of one view from the counts of its evaluated pairs."""
+def score_view(inter: np.ndarray, union: np.ndarray, left_out: int = 0, *, predicted: np.ndarray | None = None,
+               targeted: np.ndarray | None = None) -> ViewScores:
+    """All figures of one view from the counts of its evaluated pairs.
+
+    Without `targeted` every pair names one object, and the figures are the published ones. With it
+    (bool per pair, as `inter`) and `predicted` (each prediction's pixel count), the generalised
+    figures are added and P@K runs over the targeted pairs only, as ReLA's evaluator does.
+    """
     inter = np.asarray(inter, dtype=np.int64)
     union = np.asarray(union, dtype=np.int64)
+    ious = iou(inter, union)
+    targets = None
+    if targeted is not None:
+        if predicted is None:
+            raise ValueError("score_view: `targeted` needs `predicted`, the predicted pixel counts")
+        targeted = np.asarray(targeted, dtype=bool)
+        predicted = np.asarray(predicted, dtype=np.int64)
+        if not targeted.shape == predicted.shape == inter.shape:
+            raise ValueError(f"targeted {targeted.shape} and predicted {predicted.shape} must match the counts "
+                             f"{inter.shape}")
+        targets = TargetScores(targeted=int(targeted.sum()), no_target=int((~targeted).sum()),
+                               n_acc=no_target_accuracy(predicted, targeted),
+                               t_acc=target_accuracy(predicted, targeted))
+        ious_for_precision = ious[targeted]
+    else:
+        ious_for_precision = ious
     return ViewScores(pairs=int(inter.size), left_out=int(left_out), miou=mean_iou(inter, union),
-                      oiou=overall_iou(inter, union), precision=precision_at(iou(inter, union)))
+                      oiou=overall_iou(inter, union), precision=precision_at(ious_for_precision), targets=targets)
 
 
 def view_distance(view: int, grid: int) -> int:
@@ -157,15 +268,16 @@ class MultiViewReport:
     chosen: tuple[int, ...]  # the views the mean and std run over
     mean: dict[str, float]
     std: dict[str, float]
-    mvr_oiou: float
-    mvr_miou: float
+    mvr_oiou: float  # with generalised sentences: MVR from cIoU (the same sum)
+    mvr_miou: float  # with generalised sentences: MVR from gIoU (the same mean)
+    generalised: bool = False  # the views carry N-acc and T-acc (ViewScores.targets)
 
 
-def mean_std(scores: Sequence[ViewScores]) -> tuple[dict[str, float], dict[str, float]]:
+def mean_std(scores: Sequence[ViewScores], generalised: bool = False) -> tuple[dict[str, float], dict[str, float]]:
     """Mean and population standard deviation (ddof 0) of every metric over views (Table 7.3)."""
     mean: dict[str, float] = {}
     std: dict[str, float] = {}
-    for key in METRIC_KEYS:
+    for key in metric_keys(generalised):
         values = np.array([s.as_dict()[key] for s in scores], dtype=np.float64)
         mean[key] = float(values.mean()) if values.size else math.nan
         std[key] = float(values.std()) if values.size else math.nan
@@ -173,13 +285,15 @@ def mean_std(scores: Sequence[ViewScores]) -> tuple[dict[str, float], dict[str, 
 
 
 def score_views(inter: np.ndarray, union: np.ndarray, include: np.ndarray, views: Sequence[int], grid: int,
-                chosen: Sequence[int] | None = None) -> MultiViewReport:
+                chosen: Sequence[int] | None = None, *, predicted: np.ndarray | None = None,
+                targeted: np.ndarray | None = None) -> MultiViewReport:
     """All figures from counts of R pairs × the evaluated `views` (columns in that order).
 
     `include[r, j]` says whether pair r counts in view `views[j]` (its referent is visible there).
     MVR needs the centre view among `views` once any other view is there; for view j its Q divides by
     the centre's score over the pairs included in both (the same pairs). `chosen` (default: all of
-    `views`) are the views the mean and std run over.
+    `views`) are the views the mean and std run over. `targeted` (R,) bool, with `predicted` (R, views)
+    pixel counts: generalised sentences (see `score_view`); MVR then comes from cIoU and gIoU.
     """
     inter = np.asarray(inter, dtype=np.int64)
     union = np.asarray(union, dtype=np.int64)
@@ -189,19 +303,31 @@ def score_views(inter: np.ndarray, union: np.ndarray, include: np.ndarray, views
     if not inter.shape == union.shape == include.shape == (inter.shape[0], len(views)):
         raise ValueError(f"counts {inter.shape}, {union.shape}, include {include.shape} do not fit "
                          f"{len(views)} views")
-    per_view = {v: score_view(inter[include[:, j], j], union[include[:, j], j], int((~include[:, j]).sum()))
-                for j, v in enumerate(views)}
-    mean, std = mean_std([per_view[v] for v in chosen])
+    generalised = targeted is not None
+    if generalised:
+        if predicted is None or np.shape(predicted) != inter.shape or np.shape(targeted) != inter.shape[:1]:
+            raise ValueError(f"generalised scores need targeted ({inter.shape[0]},) and predicted {inter.shape}")
+        per_target = np.broadcast_to(np.asarray(targeted, dtype=bool)[:, None], inter.shape)
+
+    def one_view(j: int) -> ViewScores:
+        rows = include[:, j]
+        extra = ({"predicted": np.asarray(predicted)[rows, j], "targeted": per_target[rows, j]}
+                 if generalised else {})
+        return score_view(inter[rows, j], union[rows, j], int((~rows).sum()), **extra)
+
+    per_view = {v: one_view(j) for j, v in enumerate(views)}
+    mean, std = mean_std([per_view[v] for v in chosen], generalised)
     centre = grid * grid // 2
     others = [j for j, v in enumerate(views) if v != centre]
     if not others:
-        return MultiViewReport(grid, per_view, chosen, mean, std, math.nan, math.nan)
+        return MultiViewReport(grid, per_view, chosen, mean, std, math.nan, math.nan, generalised)
     if centre not in views:
         raise ValueError(f"MVR needs the centre view {centre} among the evaluated views {views}")
     c = views.index(centre)
     return MultiViewReport(grid, per_view, chosen, mean, std,
                            mvr_oiou=_mvr_over_same_pairs(overall_iou, inter, union, include, views, c, grid),
-                           mvr_miou=_mvr_over_same_pairs(mean_iou, inter, union, include, views, c, grid))
+                           mvr_miou=_mvr_over_same_pairs(mean_iou, inter, union, include, views, c, grid),
+                           generalised=generalised)
 
 
 def _mvr_over_same_pairs(score, inter: np.ndarray, union: np.ndarray, include: np.ndarray, views: list[int],

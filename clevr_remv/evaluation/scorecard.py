@@ -10,8 +10,7 @@ import numpy as np
 
 from clevr_remv.contract import counted
 from clevr_remv.evaluation.metrics import (
-    METRIC_KEYS,
-    THRESHOLDS,
+    table_columns,
     view_distance,
 )
 from clevr_remv.evaluation.scoring import Evaluation
@@ -25,13 +24,25 @@ def _finite(x: float) -> float | None:
 
 
 def report_json(evaluation: Evaluation) -> dict[str, Any]:
-    """The `--json` document; IoUs and P@K as fractions 0..1, MVR as a fraction (0.022 = 2.2 %), NaN as null."""
+    """The `--json` document; IoUs and P@K as fractions 0..1, MVR as a fraction (0.022 = 2.2 %), NaN as null.
+
+    With generalised sentences the views, mean and std carry `giou`, `ciou`, `n_acc`, `t_acc` (and the
+    views `targeted`, `no_target`), and the document `mvr_ciou`, `mvr_giou` and `target_pairs`; without,
+    it is the published document, key for key. `--by hops` / `--by targets` add `by_hops` / `by_targets`.
+    """
     r = evaluation.report
-    extra = {}
+    extra: dict[str, Any] = {}
     if evaluation.by_occlusion is not None:
         from clevr_remv.evaluation.by_occlusion import bins_json
 
         extra["by_occlusion"] = bins_json(evaluation.by_occlusion)
+    if evaluation.by_sentence:
+        from clevr_remv.evaluation.by_sentence import groups_json
+
+        extra |= {f"by_{kind}": groups_json(groups) for kind, groups in evaluation.by_sentence.items()}
+    if r.generalised:
+        extra |= {"mvr_ciou": _finite(r.mvr_oiou), "mvr_giou": _finite(r.mvr_miou),
+                  "target_pairs": evaluation.target_pairs}
     return extra | {
         "views": {str(v): {k: _finite(x) if isinstance(x, float) else x for k, x in s.as_dict().items()}
                   for v, s in r.views.items()},
@@ -61,21 +72,29 @@ def _percent(x: float) -> str:
 
 
 def format_report(evaluation: Evaluation) -> str:
-    """The printed table: one row per view (figures in %), mean and std over the chosen views, MVR."""
+    """The printed table: one row per view (figures in %), mean and std over the chosen views, MVR.
+
+    With generalised sentences the columns are P@K (targeted pairs), gIoU, cIoU, N-acc and T-acc, and the
+    first line says how many pairs name no object and several; without, the published table, line for line.
+    """
     r = evaluation.report
-    headers = ["view", "row,col", "dist", "pairs", "left out", *(f"P@{k:g}" for k in THRESHOLDS), "mIoU", "oIoU"]
+    columns = table_columns(r.generalised)
+    headers = ["view", "row,col", "dist", "pairs", "left out", *(header for _, header in columns)]
     rows: list[list[str]] = []
     for v, s in sorted(r.views.items()):
         row, col = view_position(v, r.grid)
         figures = s.as_dict()
         mark = "" if v in r.chosen else "*"
         rows.append([f"{v}{mark}", f"{row},{col}", str(view_distance(v, r.grid)), str(s.pairs), str(s.left_out),
-                     *(_pct(float(figures[k])) for k in METRIC_KEYS)])
+                     *(_pct(float(figures[k])) for k, _ in columns)])
     for name, figures in (("mean", r.mean), ("std", r.std)):
-        rows.append([name, "", "", "", "", *(_pct(figures[k]) for k in METRIC_KEYS)])
+        rows.append([name, "", "", "", "", *(_pct(figures[k]) for k, _ in columns)])
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(headers)]
-    lines = [f"{evaluation.source} on {evaluation.split} ({counted(evaluation.pairs, 'pair')}, {r.grid}x{r.grid} rig); "
-             f"figures in %"]
+    pairs = counted(evaluation.pairs, "pair")
+    if r.generalised and evaluation.target_pairs is not None:
+        kinds = evaluation.target_pairs
+        pairs += f": {kinds['none']:,} with no target, {kinds['several']:,} with several"
+    lines = [f"{evaluation.source} on {evaluation.split} ({pairs}, {r.grid}x{r.grid} rig); figures in %"]
     lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
     for i, x in enumerate(rows):
         if i == len(r.views):
@@ -83,14 +102,24 @@ def format_report(evaluation: Evaluation) -> str:
         lines.append("  ".join(c.rjust(w) for c, w in zip(x, widths)))
     lines.append(f"mean and std over the {len(r.chosen)} chosen view(s)"
                  + ("; * centre view, evaluated as MVR's reference only" if len(r.chosen) < len(r.views) else ""))
+    if r.generalised:
+        lines.append("P@K over the targeted pairs; gIoU, cIoU, N-acc (no-target pairs predicted empty) and "
+                     "T-acc (targeted pairs predicted non-empty) as in GRES (ReLA)")
     if set(r.views) == {centre_view(r.grid)}:
         lines.append("MVR: n/a (only the centre view evaluated)")
+    elif r.generalised:
+        lines.append(f"MVR (cIoU): {_percent(r.mvr_oiou)}   MVR (gIoU): {_percent(r.mvr_miou)}")
     else:
         lines.append(f"MVR (overall IoU): {_percent(r.mvr_oiou)}   MVR (mean IoU): {_percent(r.mvr_miou)}")
     if evaluation.by_occlusion is not None:
         from clevr_remv.evaluation.by_occlusion import format_bins
 
         lines += ["", format_bins(evaluation.by_occlusion, r.chosen)]
+    if evaluation.by_sentence:
+        from clevr_remv.evaluation.by_sentence import format_groups
+
+        for kind, groups in evaluation.by_sentence.items():
+            lines += ["", format_groups(kind, groups, r.chosen)]
     return "\n".join(lines)
 
 
@@ -132,9 +161,12 @@ def plot_report(evaluation: Evaluation, path: Path | str) -> None:
     ax.set_yticks(range(r.grid))
     ax.set_xlabel("view column")
     ax.set_ylabel("view row")
-    fig.colorbar(image, ax=ax, label="overall IoU")
+    name = "cIoU" if r.generalised else "overall IoU"  # the same sum: Σ intersections / Σ unions
+    fig.colorbar(image, ax=ax, label=name)
     mvr = _percent(r.mvr_oiou)
-    ax.set_title(f"Overall IoU per view: {evaluation.source}\n{evaluation.split}, MVR (oIoU) {mvr}", fontsize=10)
+    title = "cIoU" if r.generalised else "Overall IoU"
+    ax.set_title(f"{title} per view: {evaluation.source}\n{evaluation.split}, "
+                 f"MVR ({'cIoU' if r.generalised else 'oIoU'}) {mvr}", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=120)

@@ -19,11 +19,14 @@ Every (pair, view) whose referent is visible in a chosen view (`refs/visible`) m
 a missing one is an error rather than an IoU of 0, since a silent zero would make an interrupted
 inference job look like a bad model. Pairs whose referent is not visible in a view are left out of that
 view (and counted); predictions for them, or for views not chosen, are ignored. Ground truth is the
-view's instance mask == the referent's object id, read one (scene, view) chunk at a time and only for
-the views evaluated. The figures are computed by `clevr_remv.evaluation.metrics`.
+union of the objects the sentence names in the view's instance mask (`== refs/object` for the one
+referent of the published data; all False for a no-target sentence, which is visible, and so predicted,
+in every view), read one (scene, view) chunk at a time and only for the views evaluated. The figures are
+computed by `clevr_remv.evaluation.metrics`; with generalised sentences (a split where some sentence
+names several objects or none) they include gIoU, cIoU, N-acc and T-acc as ReLA defines them.
 
 Two reference points need no predictions: `oracle` (the ground truth itself: IoU 1, MVR 0) and
-`centre-mask` (every view predicted with the referent's mask in the centre view: a model perfect at the
+`centre-mask` (every view predicted with the targets' mask in the centre view: a model perfect at the
 centre that ignores the camera's motion, so its MVR is what parallax alone causes).
 """
 
@@ -32,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,7 +43,7 @@ import numpy as np
 
 from clevr_remv.contract import counted
 from clevr_remv.data.selection import ViewSpec, select_views
-from clevr_remv.evaluation.ground_truth import GroundTruth, load_ground_truth
+from clevr_remv.evaluation.ground_truth import GroundTruth, load_ground_truth, target_mask
 from clevr_remv.evaluation.metrics import (
     MultiViewReport,
     mask_counts,
@@ -54,10 +57,11 @@ log = logging.getLogger("clevr_remv")
 
 
 BASELINES = ("oracle", "centre-mask")
+BREAKDOWNS = ("occlusion", "hops", "targets")  # `--by`: see by_occlusion.py and by_sentence.py
 
 
 # A predictor returns the mask for pair r (index into GroundTruth) in `view`; `truth(view)` gives
-# the referent's ground-truth mask in any view of the same scene (the baselines use it).
+# the pair's ground-truth mask (the union of its targets) in any view of the same scene (the baselines use it).
 Predictor = Callable[[int, int, Callable[[int], np.ndarray]], np.ndarray]
 
 
@@ -113,7 +117,8 @@ def check_complete(preds: Predictions, truth: GroundTruth, views: Sequence[int])
     for view in views:
         _fail_if(missing(view), preds.source,
                  f"pair(s) visible in view {view} have no prediction there (predict every pair whose referent "
-                 f"is visible in the chosen views, or choose views with --views)",
+                 f"is visible in the chosen views, and a no-target sentence in every view, or choose views with "
+                 f"--views)",
                  lambda r: f"ref_id {truth.ids[r]}, view {view}")
     return preds.row_of()
 
@@ -131,9 +136,19 @@ def baseline_predictor(name: str, truth: GroundTruth) -> Predictor:
     raise ValueError(f"unknown baseline {name!r} (choose {', '.join(BASELINES)})")
 
 
+@dataclass(frozen=True)
+class Overlaps:
+    """Per (pair, evaluated view), (R, len(views)): what every figure is computed from."""
+
+    inter: np.ndarray  # int64 |prediction ∩ truth|
+    union: np.ndarray  # int64 |prediction ∪ truth|
+    predicted: np.ndarray  # int64 |prediction|: empty or not decides N-acc and T-acc
+    include: np.ndarray  # bool: scored there (every target visible; always for a no-target sentence)
+
+
 def count_overlaps(truth: GroundTruth, views: Sequence[int], predict: Predictor,
-                   progress: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Intersection and union counts (R, len(views)) and the `include` table (referent visible).
+                   progress: Callable[[], None] | None = None) -> Overlaps:
+    """Intersection, union and predicted pixel counts (R, len(views)) and the `include` table.
 
     Reads each scene's mask of a view once, and only where some pair of the scene is visible in it.
     `progress` is called once per (scene, view).
@@ -142,6 +157,7 @@ def count_overlaps(truth: GroundTruth, views: Sequence[int], predict: Predictor,
     include = truth.visible[:, views]
     inter = np.zeros(include.shape, dtype=np.int64)
     union = np.zeros(include.shape, dtype=np.int64)
+    predicted = np.zeros(include.shape, dtype=np.int64)
     opened, shard = -1, None
 
     with ExitStack() as stack:
@@ -151,15 +167,24 @@ def count_overlaps(truth: GroundTruth, views: Sequence[int], predict: Predictor,
                 shard = stack.enter_context(ShardReader(truth.shard_paths[s], truth.root))
                 opened = s
             scene_view = lru_cache(maxsize=None)(lambda v, _shard=shard, _row=row: _shard.mask(_row, v))
+            named = {int(r): truth.target_ids(int(r)) for r in pairs}
             for j, view in enumerate(views):
                 for r in pairs[include[pairs, j]]:
-                    obj = truth.object[r]
-                    target = scene_view(view) == obj
-                    prediction = predict(int(r), view, lambda v: scene_view(v) == obj)
-                    inter[r, j], union[r, j] = mask_counts(prediction, target)
+                    truth_in = _truth_of(scene_view, named[int(r)], (truth.height, truth.width))
+                    prediction = np.asarray(predict(int(r), view, truth_in), dtype=bool)
+                    inter[r, j], union[r, j] = mask_counts(prediction, truth_in(view))
+                    predicted[r, j] = np.count_nonzero(prediction)
                 if progress is not None:
                     progress()
-    return inter, union, include
+    return Overlaps(inter, union, predicted, include)
+
+
+def _truth_of(scene_view: Callable[[int], np.ndarray], targets: tuple[int, ...],
+              shape: tuple[int, int]) -> Callable[[int], np.ndarray]:
+    """view -> the pair's ground-truth mask there; a no-target pair's needs no mask read."""
+    if not targets:
+        return lambda view: np.zeros(shape, dtype=bool)
+    return lambda view: target_mask(scene_view(view), targets)
 
 
 @dataclass(frozen=True)
@@ -171,6 +196,13 @@ class Evaluation:
     split: str
     pairs: int  # pairs in the split
     by_occlusion: list | None = None  # evaluate_occlusion.OcclusionBin per bin, with by="occlusion"
+    by_sentence: dict = field(default_factory=dict)  # "hops" / "targets" -> by_sentence.Group per group
+    target_pairs: dict[str, int] | None = None  # with generalised sentences: pairs naming none, one, several
+
+    @property
+    def generalised(self) -> bool:
+        """Some sentence of the split names several objects or none (so gIoU, cIoU, N-acc, T-acc)."""
+        return self.report.generalised
 
 
 def evaluated_views(chosen: Sequence[int], grid: int) -> list[int]:
@@ -182,24 +214,40 @@ def evaluated_views(chosen: Sequence[int], grid: int) -> list[int]:
     return sorted(views)
 
 
+def _breakdowns(by: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`by` as a tuple of known breakdowns, in the order given, each once."""
+    wanted = () if by is None else (by,) if isinstance(by, str) else tuple(by)
+    unknown = [b for b in wanted if b not in BREAKDOWNS]
+    if unknown:
+        raise ValueError(f"unknown --by {unknown[0]!r} (choose {', '.join(BREAKDOWNS)})")
+    return tuple(dict.fromkeys(wanted))
+
+
 def evaluate(root: Path | str, split: str = "test", predictions: Path | str | None = None,
              baseline: str | None = None, views: ViewSpec | None = None,
-             progress: Callable[[int], Callable[[], None]] | None = None, by: str | None = None) -> Evaluation:
+             progress: Callable[[int], Callable[[], None]] | None = None,
+             by: str | Sequence[str] | None = None) -> Evaluation:
     """Score `predictions` (a file or PNG folder) or a `baseline` on `split` of the dataset in `root`.
 
     `views`: "center", "corners", "all" or indices; default: the views present in the predictions, or
     the corners and the centre for a baseline. The centre is evaluated as well whenever another view is,
-    for MVR. `progress(total)` returns a callback called once per (scene, view). `by="occlusion"` adds
-    every figure per bin of the referent's visible fraction (clevr_remv/evaluation/by_occlusion.py).
+    for MVR. `progress(total)` returns a callback called once per (scene, view). `by` (one of BREAKDOWNS
+    or several) adds every figure per group: "occlusion" per bin of the targets' visible fraction
+    (by_occlusion.py), "hops" per relation count of the sentence's program, "targets" per number of
+    objects it names (by_sentence.py).
     """
     if (predictions is None) == (baseline is None):
         raise ValueError("give either predictions or a baseline (oracle, centre-mask)")
-    if by not in (None, "occlusion"):
-        raise ValueError(f"unknown --by {by!r} (choose occlusion)")
+    breakdowns = _breakdowns(by)
     truth = load_ground_truth(root, split)
-    if by == "occlusion" and not truth.measured_fraction:
+    if "occlusion" in breakdowns and not truth.measured_fraction:
         raise ValueError(f"{truth.root} has no refs/visible_fraction (rendered before schema version 3), "
                          f"so --by occlusion cannot bin its pairs; render it again with this version")
+    sentence_groups = {}
+    if breakdowns:  # before any mask is read: an unreadable program must not cost the evaluation
+        from clevr_remv.evaluation.by_sentence import group_pairs
+
+        sentence_groups = {b: group_pairs(b, truth) for b in breakdowns if b != "occlusion"}
     with ExitStack() as stack:
         if predictions is not None:
             preds = open_predictions(predictions)
@@ -226,11 +274,28 @@ def evaluate(root: Path | str, split: str = "test", predictions: Path | str | No
         log.info("%s: %s in %s of %s, views %s", source, counted(len(truth.ids), "pair"), counted(n_scenes, "scene"), split,
                  ",".join(map(str, to_score)))
         tick = progress(n_scenes * len(to_score)) if progress is not None else None
-        inter, union, include = count_overlaps(truth, to_score, predict, tick)
-    report = score_views(inter, union, include, to_score, truth.grid, chosen=chosen)
+        counts = count_overlaps(truth, to_score, predict, tick)
+    targeted = truth.target_count > 0 if truth.generalised else None
+    report = score_views(counts.inter, counts.union, counts.include, to_score, truth.grid, chosen=chosen,
+                         predicted=counts.predicted, targeted=targeted)
     bins = None
-    if by == "occlusion":
+    if "occlusion" in breakdowns:
         from clevr_remv.evaluation.by_occlusion import score_by_occlusion
 
-        bins = score_by_occlusion(inter, union, include, truth.fraction[:, to_score], to_score, truth.grid, chosen)
-    return Evaluation(report=report, source=source, split=split, pairs=len(truth.ids), by_occlusion=bins)
+        bins = score_by_occlusion(counts.inter, counts.union, counts.include, truth.fraction[:, to_score], to_score,
+                                  truth.grid, chosen, predicted=counts.predicted, targeted=targeted)
+    by_sentence = {}
+    if sentence_groups:
+        from clevr_remv.evaluation.by_sentence import score_groups
+
+        by_sentence = {kind: score_groups(grouping, counts.inter, counts.union, counts.predicted, counts.include,
+                                          targeted, to_score, truth.grid, chosen)
+                       for kind, grouping in sentence_groups.items()}
+    return Evaluation(report=report, source=source, split=split, pairs=len(truth.ids), by_occlusion=bins,
+                      by_sentence=by_sentence, target_pairs=_target_pairs(truth) if truth.generalised else None)
+
+
+def _target_pairs(truth: GroundTruth) -> dict[str, int]:
+    """How many pairs of the split name no object, one, several (the report's first line)."""
+    count = truth.target_count
+    return {"none": int((count == 0).sum()), "one": int((count == 1).sum()), "several": int((count >= 2).sum())}
