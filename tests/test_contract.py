@@ -26,6 +26,7 @@ DATASET_COMMANDS = {
     "evaluate-disparity": ["evaluate-disparity", "{dir}", "--baseline", "zero"],
     "stats": ["stats", "{dir}", "--out", "{tmp}/figures"],
     "export refcoco": ["export", "refcoco", "{dir}", "--out", "{tmp}/refcoco"],
+    "export grefcoco": ["export", "grefcoco", "{dir}", "--out", "{tmp}/grefcoco"],
     "export coco": ["export", "coco", "{dir}", "--out", "{tmp}/coco"],
     "export hci": ["export", "hci", "{dir}", "--out", "{tmp}/hci"],
     "export lf-mat": ["export", "lf-mat", "{dir}", "--out", "{tmp}/lf-mat"],

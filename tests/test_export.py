@@ -260,3 +260,39 @@ def test_an_empty_split_is_said_and_refused_alone(tiny_dataset: Path, tmp_path: 
         summary = export_refcoco(tiny_dataset, tmp_path / "out", views="center", splits=["val", "test"])
     assert f"split 'test' of {tiny_dataset} has no scenes: its export files are empty" in caplog.text
     assert "'val'" not in caplog.text and summary["splits"]["test"]["refs"] == 0
+
+
+def test_refcoco_refuses_sentences_that_name_several_objects_or_none(harder_dataset: Path, tmp_path: Path) -> None:
+    """REFER's ref has one ann_id: a dataset made with --targets any is refused in one line, naming
+    how many pairs and `export grefcoco`, before anything is written."""
+    reader = DatasetReader(harder_dataset)
+    counts = np.concatenate([reader.ref_table(s).target_count for s in reader.splits])
+    several, none = int((counts > 1).sum()), int((counts == 0).sum())
+    assert several and none  # the fixture's premise
+    out = tmp_path / "out"
+    result = export("refcoco", str(harder_dataset), "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"Error: {several + none} referring pairs of train, val, test name several objects ({several}) or none "
+        f"({none}), which REFER's one-object refs cannot hold: export them with clevr-remv export grefcoco"]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="export grefcoco"):
+        export_refcoco(harder_dataset, out, views="corners", splits=["train"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_coco_exports_a_dataset_of_several_and_no_target_sentences(harder_dataset: Path, tmp_path: Path) -> None:
+    """export coco writes instances, not sentences: --targets any (refs/object 0) changes nothing in it."""
+    out = tmp_path / "coco"
+    result = export("coco", str(harder_dataset), "--out", str(out), "--views", "corners", "--splits", "train,val")
+    assert result.exit_code == 0, result.output
+    for split in ("train", "val"):
+        coco = COCO(str(out / "annotations" / f"instances_{split}.json"))
+        assert len(coco.dataset["images"]) == DatasetReader(harder_dataset).manifest["splits"][split]["scenes"] * 4
+        with h5py.File(harder_dataset / f"{split}.h5", "r") as f:
+            for image in coco.dataset["images"]:
+                mask = f["masks"][image["scene"], image["view"]]
+                anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+                assert sorted(a["object"] for a in anns) == sorted(set(np.unique(mask)) - {0})
+                for ann in anns:
+                    np.testing.assert_array_equal(coco.annToMask(ann), mask == ann["object"])

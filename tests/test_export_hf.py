@@ -82,6 +82,7 @@ def test_load_dataset_gives_refdataset_row_by_row(hf, tiny_dataset: Path, hf_all
             assert (row["sentence"], row["ref_id"], row["scene"], row["object"], row["view"], row["split"]) == (
                 sample["sentence"], pair, sample["scene"], sample["object"], view, split)
             assert row["pair_id"] == row["ref_id"]
+            assert row["targets"] == sample["targets"] == [sample["object"]]  # the published language: one each
             assert (row["view_row"], row["view_col"]) == divmod(view, 3)
             assert row["sample_id"] == common.sample_id(numbers.index(split) + 1, pair, view)
             assert common.sample_parts(row["sample_id"]) == (numbers.index(split) + 1, pair, view)
@@ -103,6 +104,8 @@ def test_features_are_restored_from_the_files(hf, hf_all: Path) -> None:
     assert isinstance(features["image"], hf.Image) and isinstance(features["mask"], hf.Image)
     assert features["bbox"].length == 4 and features["bbox"].feature.dtype == "int32"
     assert features["sentence"].dtype == "string" and features["visible"].dtype == "bool"
+    targets = features["targets"]  # a variable-length list: List in datasets >= 4, Sequence before
+    assert getattr(targets, "length", -1) == -1 and targets.feature.dtype == "int32"
     assert list(features) == pq.read_schema(next((hf_all / "data").glob("val-*.parquet"))).names
 
 
@@ -293,3 +296,32 @@ def test_a_new_export_into_the_same_folder_loads_its_new_sentences(hf, tiny_data
     assert pq.read_table(sorted((out / "data").glob("train-*.parquet"))[0]).column("sentence").to_pylist() == expected
     assert load(hf, out)["train"]["sentence"] == expected
     assert (out / "README.md").read_text(encoding="utf-8") != card
+
+
+def test_targets_and_union_masks_of_sentences_that_name_several_objects_or_none(hf, harder_dataset: Path,
+                                                                                tmp_path: Path) -> None:
+    """--targets any: `targets` lists the named objects ([] for none), `mask` is their union as RefDataset's
+    (empty for none, with pycocotools' empty box [0, 0, 0, 0]), `object` is 0 and the referent's attributes
+    null unless there is exactly one."""
+    out = tmp_path / "hf"
+    result = export(str(harder_dataset), "--out", str(out), "--views", "all", "--splits", "train,val")
+    assert result.exit_code == 0, result.output
+    loaded = load(hf, out)
+    kinds = set()
+    for split in ("train", "val"):
+        ref, rows = RefDataset(harder_dataset, split, views="all"), loaded[split]
+        assert len(rows) == len(ref) > 0
+        for i, row in enumerate(rows):
+            sample = ref[i]
+            assert (row["ref_id"], row["view"], row["sentence"]) == (
+                sample["ref_id"], sample["view"], sample["sentence"])
+            assert row["targets"] == sample["targets"] and row["object"] == sample["object"]
+            mask = np.asarray(row["mask"])
+            np.testing.assert_array_equal(mask, sample["mask"])
+            assert row["bbox"] == (box(sample["mask"]) or [0, 0, 0, 0])  # pycocotools' box of an empty mask
+            one = sample["target_count"] == 1
+            assert (row["shape"] is not None) == one and (row["color"] is not None) == one
+            if sample["target_count"] == 0:
+                assert row["targets"] == [] and not mask.any() and row["bbox"] == [0, 0, 0, 0] and row["visible"]
+            kinds.add(min(sample["target_count"], 2))
+    assert kinds == {0, 1, 2}

@@ -1,4 +1,4 @@
-"""`clevr-remv export refcoco|coco DIR --out OUT [--views ...] [--splits ...]`: layouts that
+"""`clevr-remv export refcoco|grefcoco|coco DIR --out OUT [--views ...] [--splits ...]`: layouts that
 other code bases read unchanged (docs/training.md)."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _decorate(f: Callable, options: list[Callable]) -> Callable:
 
 
 def _export_options(f: Callable) -> Callable:
-    """The arguments of the per-view formats (refcoco, coco)."""
+    """The arguments of the per-view formats (refcoco, grefcoco, coco, hf)."""
     return _decorate(f, _options([
         click.option("--views", default="center", show_default=True,
                      help="center, corners, all, or view indices like 0,8,72,80 (k = row * N + col)."),
@@ -74,7 +74,8 @@ def command() -> None:
 @command.command("refcoco")
 @_export_options
 def refcoco(**kwargs) -> None:
-    """RefCOCO layout for the REFER API: REFER(OUT, "refcoco", "unc") loads it (LAVT, CRIS ...)."""
+    """RefCOCO layout for the REFER API: REFER(OUT, "refcoco", "unc") loads it (LAVT, CRIS ...).
+    One object per sentence: a dataset made with --targets any goes through export grefcoco."""
     from clevr_remv.export import export_refcoco
 
     result = _run(export_refcoco, **kwargs)
@@ -82,6 +83,22 @@ def refcoco(**kwargs) -> None:
         click.echo(f"{split}: {c['images']} images, {c['refs']} refs, "
                    f"{c['skipped_invisible']} (pair, view) skipped (referent not visible)")
     click.echo(f"wrote {kwargs['out']}: REFER data_root={kwargs['out']} dataset=refcoco splitBy=unc")
+
+
+@command.command("grefcoco")
+@_export_options
+def grefcoco(**kwargs) -> None:
+    """gRefCOCO layout for ReLA's G_REFER API: G_REFER(OUT, "grefcoco", "unc") loads it. A sentence
+    names one object, several or none (render/expressions --targets any): ann_id is a list, [-1]
+    with no_target true for none."""
+    from clevr_remv.export import export_grefcoco
+
+    result = _run(export_grefcoco, **kwargs)
+    for split, c in result["splits"].items():
+        click.echo(f"{split}: {c['images']} images, {c['refs']} refs ({c['multi_target']} multi-target, "
+                   f"{c['no_target']} no-target), {c['skipped_invisible']} (pair, view) skipped "
+                   "(a target not visible)")
+    click.echo(f"wrote {kwargs['out']}: G_REFER data_root={kwargs['out']} dataset=grefcoco splitBy=unc")
 
 
 @command.command("coco")

@@ -91,6 +91,19 @@ def tokens(sentence: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", sentence.lower())
 
 
+def sentence_entry(sentence: str, sent_id: int) -> dict[str, Any]:
+    """One entry of a ref's `sentences`, with the four keys REFER and G_REFER read: `raw` (as
+    written), `sent` and `tokens` (lower case, punctuation dropped) and `sent_id`."""
+    words = tokens(sentence)
+    return {"raw": sentence, "sent": " ".join(words), "tokens": words, "sent_id": sent_id}
+
+
+def target_mask(mask: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """The union of the `targets`' pixels in an instance mask (all False for no target): the
+    ground truth of a sentence that names several objects or none, as RefDataset gives it."""
+    return np.isin(mask, np.asarray(targets, dtype=mask.dtype))
+
+
 def object_annotations(mask: np.ndarray, shapes: dict[int, str], image: int) -> dict[int, dict[str, Any]]:
     """COCO annotations (RLE via pycocotools) of every object visible in one view, by object id.
 
@@ -119,13 +132,15 @@ def object_annotations(mask: np.ndarray, shapes: dict[int, str], image: int) -> 
 
 @dataclass(frozen=True)
 class Pair:
-    """A referring pair of the scene being exported; `visible` is for the current view."""
+    """A referring pair of the scene being exported; `visible` is for the current view (every
+    target visible there; always True for a sentence that names nothing)."""
 
     id: int
-    object: int
+    object: int  # the one target; 0 where the sentence names several objects or none (--targets any)
     sentence: str
     visible: bool
     visible_fraction: float = float("nan")  # in the current view; NaN in datasets before schema 3
+    targets: tuple[int, ...] = ()  # every object the sentence names, ascending (empty: none)
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,15 @@ class ExportPlan:
         self.views = select_views(views, self.grid)
         require_shard_files([path for _, path in self.shards()], self.root)  # not half-way through
 
+    def pairs_not_single(self) -> tuple[int, int]:
+        """(pairs that name several objects, pairs that name none) in the chosen splits: the
+        sentences of `--targets any` that a one-referent format (REFER) cannot hold."""
+        several = none = 0
+        for split in self.splits:
+            counts = self.reader.ref_table(split).target_count
+            several, none = several + int((counts > 1).sum()), none + int((counts == 0).sum())
+        return several, none
+
     @property
     def total_views(self) -> int:
         """Images to write, for the progress bar."""
@@ -207,7 +231,8 @@ class ExportPlan:
                 for view in self.views:
                     # visible_fraction: NaN in datasets before schema 3 (store/refs.py)
                     pairs = [Pair(int(refs.id[k]), int(refs.object[k]), str(refs.expression[k]),
-                                  bool(refs.visible[k, view]), float(refs.visible_fraction[k, view])) for k in mine]
+                                  bool(refs.visible[k, view]), float(refs.visible_fraction[k, view]),
+                                  refs.target_ids(k)) for k in mine]
                     with shard.reading(f"view {view} of scene row {row}"):
                         pixels = shard.view(row, view, ("image", "mask"))
                         amodal = shard.amodal_masks(row, view) if getattr(self, "amodal", False) else None

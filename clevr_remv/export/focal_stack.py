@@ -7,7 +7,7 @@ segmentation.
     OUT/<split>/mat/<scene>.mat          img: H×W×(3·N) uint8, slice k in channels 3k..3k+2 (RGB),
                                          nearest focus last; disparities: the N slices' d (px per step)
     OUT/<split>/masks/<scene>.png        centre view object masks (0 background, k = object k)
-    OUT/<split>/sentences/<scene>.json   the referring pairs (a pair's target is masks == object)
+    OUT/<split>/sentences/<scene>.json   the referring pairs (a pair's mask is masks == any of its targets)
     OUT/export.json                      what was exported, with each scene's disparity range
 
 Slice k refocuses at d_k, N disparities evenly spread over the scene's range [disp_min, disp_max]

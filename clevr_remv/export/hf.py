@@ -14,8 +14,10 @@ export into the same folder with other rows of the same sizes would otherwise lo
 
 The rows are `RefDataset(DIR, split, views)`'s samples, in its order: the (pair, view) whose
 referent is visible in that view (`refs/visible`); `include_hidden` adds the other (pair, view)
-with `visible` false. A row carries its view's whole image, as RefCOCO-style Hub datasets do, so
-a scene's image repeats once per pair that refers into it.
+with `visible` false. Where a sentence names several objects or none (`--targets any`), `targets`
+lists them, `mask` is their union (empty for none), `object` is 0 as in RefDataset, and the
+referent's attributes are null. A row carries its view's whole image, as RefCOCO-style Hub
+datasets do, so a scene's image repeats once per pair that refers into it.
 
 Sizing: a row group holds at most ROW_GROUP_ROWS rows (9.5 MB at 480x320; the Hub viewer pages
 by row group; a streamed first sample reads at least one, in practice pyarrow's first pre-buffered
@@ -50,6 +52,7 @@ from clevr_remv.export.common import (
     sample_id,
     staged_directory,
     summary,
+    target_mask,
     write_json,
 )
 from clevr_remv.export.png import png_bytes
@@ -71,12 +74,15 @@ def _value(dtype: str) -> dict[str, str]:
     return {"dtype": dtype, "_type": "Value"}
 
 
+_ONE = " (null unless the sentence names exactly one object)"
+
 # name -> (datasets feature as serialised in the schema metadata, one-line description for the card).
 # `Sequence` with a length rather than `List`: datasets < 4 knows only Sequence, datasets >= 4 reads
 # it as List(length=4); both give the same Arrow type, a fixed-size list.
 FEATURES: dict[str, tuple[dict[str, Any], str]] = {
     "image": (_IMAGE, "the view's RGB image (PNG)"),
-    "mask": (_IMAGE, "the referent's visible pixels in this view (1-bit PNG; numpy gives a bool array)"),
+    "mask": (_IMAGE, "the referent's visible pixels in this view, the union of the targets' where the sentence "
+             "names several, empty where it names none (1-bit PNG; numpy gives a bool array)"),
     "sentence": (_value("string"), "the referring expression"),
     "ref_id": (_value("int64"), "the pair's refs/id in its split (one sentence, one referent); RefDataset's "
                "ref_id, the ref_id of predictions"),
@@ -88,13 +94,17 @@ FEATURES: dict[str, tuple[dict[str, Any], str]] = {
     "view": (_value("int32"), "view index k = view_row * N + view_col of the N x N camera rig"),
     "view_row": (_value("int32"), "rig row of the view, 0 at the top"),
     "view_col": (_value("int32"), "rig column of the view, 0 at the left"),
-    "object": (_value("int32"), "the referent's object id in the scene (mask value in the source shards)"),
-    "shape": (_value("string"), "the referent's shape"),
-    "color": (_value("string"), "the referent's colour"),
-    "size": (_value("string"), "the referent's size"),
-    "material": (_value("string"), "the referent's material"),
+    "object": (_value("int32"), "the referent's object id in the scene (mask value in the source shards); "
+               "0 where the sentence names several objects or none"),
+    "targets": ({"feature": _value("int32"), "_type": "Sequence"},
+                "the object ids the sentence names, ascending: [object] for one referent, several, or [] for none"),
+    "shape": (_value("string"), f"the referent's shape{_ONE}"),
+    "color": (_value("string"), f"the referent's colour{_ONE}"),
+    "size": (_value("string"), f"the referent's size{_ONE}"),
+    "material": (_value("string"), f"the referent's material{_ONE}"),
     "bbox": ({"feature": _value("int32"), "length": 4, "_type": "Sequence"},
-             "[x, y, width, height] in pixels of the referent's visible mask in this view; null if it has no pixel"),
+             "[x, y, width, height] in pixels of the mask; [0, 0, 0, 0] where it is empty (as pycocotools' "
+             "toBbox gives)"),
     "visible": (_value("bool"), "the referent passes the dataset's visibility threshold in this view"),
     "visible_fraction": (_value("float32"),
                          "the referent's visible / amodal pixels in this view (NaN for datasets before schema 3)"),
@@ -108,7 +118,8 @@ def feature_types() -> list[dict[str, Any]]:
     types = []
     for name, (feature, _) in FEATURES.items():
         if feature["_type"] == "Sequence":
-            types.append({"name": name, "sequence": feature["feature"]["dtype"], "length": feature["length"]})
+            length = {"length": feature["length"]} if "length" in feature else {}
+            types.append({"name": name, "sequence": feature["feature"]["dtype"], **length})
         else:
             types.append({"name": name, "dtype": feature.get("dtype", feature["_type"].lower())})
     return types
@@ -128,9 +139,16 @@ def arrow_schema() -> Any:
     """The Arrow schema of every file, with the `huggingface` metadata that restores the features."""
     pa = require_pyarrow()
     image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    types = {"Image": image, "Sequence": pa.list_(pa.int32(), 4), "string": pa.string(), "int64": pa.int64(),
+    types = {"Image": image, "string": pa.string(), "int64": pa.int64(),
              "int32": pa.int32(), "bool": pa.bool_(), "float32": pa.float32()}
-    fields = [pa.field(name, types[feature.get("dtype", feature["_type"])]) for name, (feature, _) in FEATURES.items()]
+
+    def arrow_type(feature: dict[str, Any]) -> Any:
+        """A list of int32 is fixed-size where the feature has a length (bbox), variable otherwise (targets)."""
+        if feature["_type"] == "Sequence":
+            return pa.list_(types[feature["feature"]["dtype"]], feature.get("length", -1))
+        return types[feature.get("dtype", feature["_type"])]
+
+    fields = [pa.field(name, arrow_type(feature)) for name, (feature, _) in FEATURES.items()]
     info = {"info": {"features": {name: feature for name, (feature, _) in FEATURES.items()}}}
     return pa.schema(fields, metadata={"huggingface": json.dumps(info)})
 
@@ -167,11 +185,17 @@ def _leaves(schema: Any) -> list[str]:
     return [leaf for f in schema for leaf in walk(f.name, f.type)]
 
 
-def bbox(mask: np.ndarray) -> list[int] | None:
-    """[x, y, width, height] of the True pixels (COCO's convention, whole pixels), None if none."""
+# The box of an empty mask (a sentence that names nothing, a referent with no pixel in the view): what
+# pycocotools' toBbox gives, rather than null, which pyarrow cannot read back from a fixed-size list
+# column in Parquet (apache/arrow#35692: "Expected all lists to be of size=4 but index 1 had size=0").
+EMPTY_BBOX = [0, 0, 0, 0]
+
+
+def bbox(mask: np.ndarray) -> list[int]:
+    """[x, y, width, height] of the True pixels (COCO's convention, whole pixels); EMPTY_BBOX if none."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not len(rows):
-        return None
+        return list(EMPTY_BBOX)
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
@@ -197,9 +221,9 @@ def _rows_of_scene(plan: ExportPlan, views: list[ExportView], include_hidden: bo
                 continue
             if item.view not in images:  # one encoding per view, shared by the pairs that use it
                 images[item.view] = png_bytes(item.image)
-            referent = item.mask == pair.object
+            referent = target_mask(item.mask, pair.targets)  # RefDataset's mask: the union of the targets
             row, col = view_position(item.view, plan.grid)
-            attributes = item.objects[pair.object]
+            attributes = item.objects.get(pair.object, {})  # none unless there is exactly one target
             yield {
                 "image": {"bytes": images[item.view], "path": item.file_name},
                 "mask": {"bytes": png_bytes(referent), "path": None},
@@ -211,7 +235,9 @@ def _rows_of_scene(plan: ExportPlan, views: list[ExportView], include_hidden: bo
                 "split": item.split, "scene": item.scene,
                 "view": item.view, "view_row": row, "view_col": col,
                 "object": pair.object,
-                **{key: str(attributes[key]) for key in ("shape", "color", "size", "material")},
+                "targets": list(pair.targets),
+                **{key: (str(attributes[key]) if key in attributes else None)
+                   for key in ("shape", "color", "size", "material")},
                 "bbox": bbox(referent),
                 "visible": visible,
                 "visible_fraction": item.pairs[k].visible_fraction,

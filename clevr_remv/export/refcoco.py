@@ -9,6 +9,10 @@ reads unchanged with `REFER(OUT, "refcoco", "unc")`.
 REFER only knows the dataset names refcoco, refcoco+, refcocog and refclef, hence the
 borrowed name. One ref per (pair, view): REFER has no notion of views, so each view is its
 own image and a pair seen from four corners is four refs (ids in export/common.py).
+
+A REFER ref has one `ann_id`: a dataset whose sentences name several objects or none
+(`--targets any`) is refused before anything is written, and `export grefcoco` (gRefCOCO's
+layout, export/grefcoco.py) exports it.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from clevr_remv.export.common import (
     Pair,
     run_shards,
     sample_id,
+    sentence_entry,
     staged_directory,
     summary,
-    tokens,
     write_json,
     write_view,
 )
@@ -50,13 +54,22 @@ def ref_record(item: ExportView, pair: Pair, ann: dict[str, Any]) -> dict[str, A
     image per ref, so a ref is a (pair, view) here. `clevr_remv_ref_id` is the package's `ref_id`, the
     pair's refs/id in its split (docs/output-format.md, "Ids")."""
     rid = sample_id(item.split_no, pair.id, item.view)
-    words = tokens(pair.sentence)
     return {
         "ref_id": rid, "ann_id": ann["id"], "image_id": item.image_id, "split": item.split,
         "category_id": ann["category_id"], "file_name": item.file_name, "sent_ids": [rid],
-        "sentences": [{"raw": pair.sentence, "sent": " ".join(words), "tokens": words, "sent_id": rid}],
+        "sentences": [sentence_entry(pair.sentence, rid)],
         "clevr_remv_ref_id": pair.id, "scene": item.scene, "view": item.view, "object": pair.object,
     }
+
+
+def require_one_target(plan: ExportPlan) -> None:
+    """ValueError (one line) where a chosen split has sentences that name several objects or none:
+    a REFER ref has one `ann_id`, and skipping them would export a different dataset unnoticed."""
+    several, none = plan.pairs_not_single()
+    if several or none:
+        raise ValueError(f"{several + none} referring pairs of {', '.join(plan.splits)} name several objects "
+                         f"({several}) or none ({none}), which REFER's one-object refs cannot hold: "
+                         "export them with clevr-remv export grefcoco")
 
 
 def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
@@ -83,8 +96,10 @@ def _export_shard(plan: ExportPlan, split: str, path: Path, staging: Path,
 
 def export_refcoco(root: Path, out: Path, views: ViewSpec = "center", splits: list[str] | None = None, *,
                    overwrite: bool = False, workers: int = 1, progress: bool = False) -> dict[str, Any]:
-    """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary."""
+    """Export the chosen views and splits of the dataset in `root` to `out`; returns the summary.
+    Refused (ValueError, nothing written) where a sentence names several objects or none."""
     plan = ExportPlan(root, views, splits)
+    require_one_target(plan)
     log.info("exporting %s, views %s, as REFER %s/%s into %s",
              ", ".join(plan.splits), describe_views(plan.views, plan.grid), DATASET, SPLIT_BY, out)
     counts = {s: Counter(images=0, annotations=0, refs=0, skipped_invisible=0) for s in plan.splits}
