@@ -95,3 +95,25 @@ def test_a_pair_prints_in_one_readable_line() -> None:
     many = np.arange(81) % 3 > 0
     text = repr(Pair(7, 2, "x", "f", many))
     assert text.endswith("visible in 54 of 81 views)") and "\n" not in text and "True" not in text
+
+
+def test_a_light_field_scene_lists_every_target_of_its_pairs(harder_dataset: Path) -> None:
+    """With --targets any a pair names one object, several or none: the scene's pairs (and the sentences.json
+    the light-field exports write) list them, as refs/targets does."""
+    import h5py
+
+    from clevr_remv.data import iter_lightfield_scenes
+
+    seen = set()
+    for split in ("train", "val", "test"):
+        for scene in iter_lightfield_scenes(harder_dataset, split, what=()):
+            for pair in scene.pairs:
+                record = pair.record()
+                assert record["targets"] == list(pair.targets)
+                assert record["object"] == (pair.targets[0] if len(pair.targets) == 1 else 0)
+                seen.add(min(len(pair.targets), 2))
+        with h5py.File(harder_dataset / f"{split}.h5") as f:
+            stored = sorted(tuple(int(k) + 1 for k in row.nonzero()[0]) for row in f["refs/targets"][()])
+        listed = sorted(p.targets for scene in iter_lightfield_scenes(harder_dataset, split, what=()) for p in scene.pairs)
+        assert listed == stored
+    assert seen == {0, 1, 2}

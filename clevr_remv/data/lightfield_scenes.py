@@ -38,13 +38,19 @@ def scene_name(split: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class Pair:
-    """A referring pair of the scene: `visible` per view (`refs/visible`)."""
+    """A referring pair of the scene: `visible` per view (`refs/visible`); `targets` every object it names
+    (`object` is the one target, or 0 where a sentence names several or none: `--targets any`)."""
 
     id: int
     object: int
     sentence: str
     family: str
     visible: np.ndarray  # (V,) bool
+    targets: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.targets and self.object:  # made with its one referent alone
+            object.__setattr__(self, "targets", (self.object,))
 
     def __repr__(self) -> str:
         """One readable line: the visible views counted (and listed while few), not an 81-element array."""
@@ -56,8 +62,8 @@ class Pair:
 
     def record(self) -> dict[str, Any]:
         """JSON form: the visible views listed, not a boolean per view."""
-        return {"ref_id": self.id, "object": self.object, "sentence": self.sentence, "family": self.family,
-                "visible_views": [int(v) for v in np.flatnonzero(self.visible)]}
+        return {"ref_id": self.id, "object": self.object, "targets": list(self.targets), "sentence": self.sentence,
+                "family": self.family, "visible_views": [int(v) for v in np.flatnonzero(self.visible)]}
 
 
 @dataclass
@@ -121,7 +127,7 @@ def _pairs_by_row(refs: RefTable) -> dict[int, list[Pair]]:
     for k in range(len(refs)):
         by_row.setdefault(int(refs.scene[k]), []).append(
             Pair(int(refs.id[k]), int(refs.object[k]), str(refs.expression[k]), str(refs.family[k]),
-                 np.asarray(refs.visible[k], bool)))
+                 np.asarray(refs.visible[k], bool), refs.target_ids(k)))
     return by_row
 
 

@@ -316,6 +316,7 @@ def _license_and_citation(manifest: dict) -> list[str]:
 
 def _hdf5_body(manifest: dict, report: dict) -> str:
     splits = list(manifest["splits"])
+    config = from_dict(manifest.get("config", {}))
     sections = [
         "# CLEVR-Remv\n\n" + _summary(manifest, report),
         *_common_sections(manifest, report),
@@ -344,7 +345,9 @@ def _hdf5_body(manifest: dict, report: dict) -> str:
         "    image = f[\"images\"][0, f.attrs[\"rig_grid\"] ** 2 // 2]    # scene 0 of the split, centre view\n"
         "    pairs = f[\"refs/scene\"][:] == 0                          # that scene's referring pairs\n"
         "    print(f[\"refs/expression\"].asstr()[pairs], f[\"refs/object\"][pairs])  # mask == object\n"
-        "```\n\n"
+        + ("    print(f[\"refs/targets\"][pairs])  # several or no targets: mask == any object marked here\n"
+           if config.targets == "any" else "")
+        + "```\n\n"
         "`datasets.load_dataset` cannot read this folder (its HDF5 reader refuses the split files' virtual "
         "datasets, and it would give one row per scene, `refs/*` cut to that length): for the Hugging Face "
         "`datasets` library, export it to Parquet with `clevr-remv export hf DIR --out OUT`.",
