@@ -268,8 +268,8 @@ class ShardReader:
 
     def refs(self) -> list[dict[str, Any]]:
         """All referring pairs of the shard, one dict per pair (`scene` is the row here), with
-        `visible_fraction` only where the file measured it (schema 3); `ref_table()` is the
-        same as columns."""
+        `visible_fraction` only where the file measured it (schema 3) and `targets`, the 1-based objects
+        the sentence names (one before schema 4); `ref_table()` is the same as columns."""
         table = self.ref_table()
         columns = {
             "id": table.id.tolist(),
@@ -279,6 +279,7 @@ class ShardReader:
             "family": table.family.tolist(),
             "program": table.program.tolist(),
             "visible": list(table.visible),
+            "targets": [table.target_ids(k) for k in range(len(table))],
         }
         if table.measured_fraction:
             columns["visible_fraction"] = list(table.visible_fraction)
