@@ -160,7 +160,7 @@ def test_dataset_holds_amodal_pixels_and_visible_fraction(tiny_dataset: Path) ->
     for split in reader.splits:
         for path in [*reader.shard_paths(split), tiny_dataset / f"{split}.h5"]:
             with h5py.File(path, "r") as f:
-                assert f.attrs["schema_version"] == 3
+                assert f.attrs["schema_version"] == 4  # 3 added these; 4 the targets
                 visible, amodal_counts = f["visible_pixels"][()], f["amodal_pixels"][()]
                 assert f["amodal_pixels"].dtype == np.int32 and (amodal_counts >= visible).all()
                 fraction = f["refs/visible_fraction"][()]

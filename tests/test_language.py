@@ -265,3 +265,20 @@ def test_a_bad_language_option_is_a_usage_error(option: list[str], tmp_path) -> 
     for command in (["render", "--out", str(tmp_path / "out")], ["expressions", str(tmp_path)]):
         result = run_cli(*command, *option)
         assert result.exit_code == 2 and option[0] in result.output, result.output
+
+
+def test_a_dataset_rewritten_in_the_harder_language_verifies_and_records_it(harder_dataset: Path) -> None:
+    """`expressions --max-hops 3 --targets any` stored the settings in dataset.json and every shard, so verify
+    finds the dataset whole and a later `render` into it is checked against the harder language."""
+    import h5py
+
+    from conftest import HARDER_ARGS, run_cli
+
+    assert HARDER_ARGS == ["--max-hops", "3", "--targets", "any"]
+    config = json.loads((harder_dataset / "dataset.json").read_text())["config"]
+    assert (config["max_hops"], config["targets"]) == (3, "any") and "ordinals" not in config
+    for path in sorted(harder_dataset.glob("*/shard-*.h5")):
+        with h5py.File(path) as f:
+            assert json.loads(f.attrs["config"]) == config and f.attrs["schema_version"] == 4
+    result = run_cli("verify", str(harder_dataset))
+    assert result.exit_code == 0, result.output
