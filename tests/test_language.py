@@ -271,7 +271,6 @@ def test_a_dataset_rewritten_in_the_harder_language_verifies_and_records_it(hard
     """`expressions --max-hops 3 --targets any` stored the settings in dataset.json and every shard, so verify
     finds the dataset whole and a later `render` into it is checked against the harder language."""
     import h5py
-
     from conftest import HARDER_ARGS, run_cli
 
     assert HARDER_ARGS == ["--max-hops", "3", "--targets", "any"]
