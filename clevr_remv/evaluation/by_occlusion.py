@@ -28,8 +28,10 @@ from clevr_remv.evaluation.metrics import (
     MultiViewReport,
     ViewScores,
     _mvr_over_same_pairs,
+    group_json,
     mean_iou,
     overall_iou,
+    percent,
     score_view,
     score_views,
     table_columns,
@@ -75,33 +77,11 @@ def score_by_occlusion(inter: np.ndarray, union: np.ndarray, include: np.ndarray
     return out
 
 
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def bins_json(bins: list[OcclusionBin]) -> dict[str, Any]:
     """The `by_occlusion` part of `evaluate --json`: per bin its range, pooled figures (with `pairs`, the
     (pair, view) count), per-view figures, mean, std and MVR; NaN as null."""
-    out = {}
-    for spec, b in zip(BINS, bins):
-        _, low, high, low_in, high_in = spec
-        r = b.report
-        out[b.name] = {
-            "range": [low, high], "includes": [low_in, high_in],
-            "pooled": {k: _finite(v) for k, v in b.pooled.as_dict().items() if k != "left_out"},
-            "views": {str(v): {k: _finite(x) for k, x in s.as_dict().items()} for v, s in r.views.items()},
-            "mean": {k: _finite(v) for k, v in r.mean.items()},
-            "std": {k: _finite(v) for k, v in r.std.items()},
-            "mvr_oiou": _finite(r.mvr_oiou),
-            "mvr_miou": _finite(r.mvr_miou),
-        }
-        if r.generalised:
-            out[b.name].update(mvr_ciou=_finite(r.mvr_oiou), mvr_giou=_finite(r.mvr_miou))
-    return out
-
-
-def _pct(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}"
+    return {b.name: {"range": [spec[1], spec[2]], "includes": [spec[3], spec[4]], **group_json(b.pooled, b.report)}
+            for spec, b in zip(BINS, bins)}
 
 
 def format_bins(bins: list[OcclusionBin], chosen: Sequence[int]) -> str:
@@ -110,8 +90,8 @@ def format_bins(bins: list[OcclusionBin], chosen: Sequence[int]) -> str:
     columns = table_columns(generalised)
     mvr = ["MVR cIoU", "MVR gIoU"] if generalised else ["MVR oIoU", "MVR mIoU"]
     headers = ["visible fraction", "pairs x views", *(header for _, header in columns), *mvr]
-    rows = [[b.name, str(b.pooled.pairs), *(_pct(float(b.pooled.as_dict()[k])) for k, _ in columns),
-             _pct(b.report.mvr_oiou), _pct(b.report.mvr_miou)] for b in bins]
+    rows = [[b.name, str(b.pooled.pairs), *(percent(float(b.pooled.as_dict()[k])) for k, _ in columns),
+             percent(b.report.mvr_oiou), percent(b.report.mvr_miou)] for b in bins]
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(headers)]
     lines = [f"by the referent's visible fraction, pooled over the {len(chosen)} chosen view(s); figures in %"]
     lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
@@ -140,8 +120,8 @@ def plot_bins(bins: list[OcclusionBin], title: str, path: Path | str, fmt: str) 
     for _, low, high, _, _ in BINS[1:]:
         ax.axvspan(low, high, color="0.93" if BINS.index(next(s for s in BINS if s[1] == low)) % 2 else "0.97")
     ax.set_xlim(0, 1.05)
-    finite = [v for v in values if math.isfinite(v)]
-    ax.set_ylim(max(0.0, min(finite, default=0.0) - 0.1), 1.05)
+    measured = [v for v in values if math.isfinite(v)]
+    ax.set_ylim(max(0.0, min(measured, default=0.0) - 0.1), 1.05)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlabel("visible fraction of the referent (bin centre; 1.0 = unoccluded)")
     ax.set_ylabel("overall IoU")

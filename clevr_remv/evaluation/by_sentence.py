@@ -15,13 +15,20 @@ groups partition the split: their pair counts, and each view's evaluated pairs, 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clevr_remv.evaluation.metrics import MultiViewReport, ViewScores, score_view, score_views, table_columns
+from clevr_remv.evaluation.metrics import (
+    MultiViewReport,
+    ViewScores,
+    group_json,
+    percent,
+    score_view,
+    score_views,
+    table_columns,
+)
 
 if TYPE_CHECKING:
     from clevr_remv.evaluation.ground_truth import GroundTruth
@@ -118,32 +125,10 @@ def _without_other_groups_left_out(report: MultiViewReport, include: np.ndarray,
     return dataclasses.replace(report, views=fixed)
 
 
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def groups_json(groups: list[Group]) -> dict[str, Any]:
     """The `by_hops` / `by_targets` part of `evaluate --json`: per group its pair count, pooled figures
     (`pairs` there: the (pair, view) count), per-view figures, mean, std and MVR; NaN as null."""
-    out = {}
-    for g in groups:
-        r = g.report
-        out[g.name] = {
-            "pairs": g.pairs,
-            "pooled": {k: _finite(v) for k, v in g.pooled.as_dict().items() if k != "left_out"},
-            "views": {str(v): {k: _finite(x) for k, x in s.as_dict().items()} for v, s in r.views.items()},
-            "mean": {k: _finite(v) for k, v in r.mean.items()},
-            "std": {k: _finite(v) for k, v in r.std.items()},
-            "mvr_oiou": _finite(r.mvr_oiou),
-            "mvr_miou": _finite(r.mvr_miou),
-        }
-        if r.generalised:
-            out[g.name].update(mvr_ciou=_finite(r.mvr_oiou), mvr_giou=_finite(r.mvr_miou))
-    return out
-
-
-def _pct(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}"
+    return {g.name: {"pairs": g.pairs, **group_json(g.pooled, g.report)} for g in groups}
 
 
 def format_groups(kind: str, groups: list[Group], chosen: Sequence[int]) -> str:
@@ -153,8 +138,8 @@ def format_groups(kind: str, groups: list[Group], chosen: Sequence[int]) -> str:
     mvr = ["MVR cIoU", "MVR gIoU"] if generalised else ["MVR oIoU", "MVR mIoU"]
     headers = [_FIRST_COLUMN[kind], "pairs", "pairs x views", *(header for _, header in columns), *mvr]
     rows = [[_TARGET_LABELS.get(g.name, g.name) if kind == "targets" else g.name, str(g.pairs), str(g.pooled.pairs),
-             *(_pct(float(g.pooled.as_dict()[k])) for k, _ in columns), _pct(g.report.mvr_oiou),
-             _pct(g.report.mvr_miou)] for g in groups]
+             *(percent(float(g.pooled.as_dict()[k])) for k, _ in columns), percent(g.report.mvr_oiou),
+             percent(g.report.mvr_miou)] for g in groups]
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(headers)]
     lines = [f"{_TITLES[kind]}, pooled over the {len(chosen)} chosen view(s); figures in %"]
     lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))

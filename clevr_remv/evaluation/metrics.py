@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -342,3 +343,30 @@ def _mvr_over_same_pairs(score, inter: np.ndarray, union: np.ndarray, include: n
         scores[view] = score(inter[same, j], union[same, j])
         centres[view] = score(inter[same, c], union[same, c])
     return mvr(scores, centres, grid)
+
+
+def finite(x: Any) -> Any:
+    """A figure as JSON holds it: NaN (a figure with nothing to count) as null."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def percent(x: float) -> str:
+    """A figure as the tables print it: a percentage, n/a where there was nothing to count."""
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}"
+
+
+def group_json(pooled: ViewScores, report: MultiViewReport) -> dict[str, Any]:
+    """One group of pairs in `evaluate --json` (an occlusion bin, a number of hops or of targets): its pooled
+    figures (`pairs` there: the (pair, view) count), per-view figures, mean, std and MVR; NaN as null."""
+    out = {
+        "pooled": {k: finite(v) for k, v in pooled.as_dict().items() if k != "left_out"},
+        "views": {str(v): {k: finite(x) for k, x in s.as_dict().items()} for v, s in report.views.items()},
+        "mean": {k: finite(v) for k, v in report.mean.items()},
+        "std": {k: finite(v) for k, v in report.std.items()},
+        "mvr_oiou": finite(report.mvr_oiou),
+        "mvr_miou": finite(report.mvr_miou),
+    }
+    if report.generalised:
+        out.update(mvr_ciou=finite(report.mvr_oiou), mvr_giou=finite(report.mvr_miou))
+    return out
+
