@@ -21,6 +21,7 @@ from clevr_remv.config import (
 from clevr_remv.produce.pixel_path import render_shard
 from clevr_remv.store import ShardWriter, shard_is_complete, write_shard
 from clevr_remv.store.plan import ShardSpec
+from clevr_remv.store.shard import ALL_DATASETS
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_streamed_shard_equals_write_shard(tmp_path: Path, rng) -> None:
     with h5py.File(tmp_path / "a" / "shard-00000.h5") as a, h5py.File(tmp_path / "b" / "shard-00000.h5") as b:
         names = []
         a.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-        assert len(names) == 16
+        assert sorted(names) == sorted(ALL_DATASETS) and len(names) == 18  # schema 4: refs/targets, target_count
         for name in names:
             np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
         assert dict(a.attrs) == dict(b.attrs)
