@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clevr_remv.config import RenderConfig  # noqa: E402
-from clevr_remv.expressions import generate_pairs, resolve_templates  # noqa: E402
+from clevr_remv.expressions import generate_pairs, language_templates  # noqa: E402
 from clevr_remv.produce.pixel_path import draw_scene  # noqa: E402
 from clevr_remv.render.cycles import PROBE_QUALITY  # noqa: E402
 from clevr_remv.render.renderer import BlenderRenderer  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     config = RenderConfig(width=args.width, height=args.height, grid=args.rig, scenes=10_000, device="cpu",
                           quality=PROBE_QUALITY)
-    templates = resolve_templates(None)
+    templates = language_templates()  # the published language
     result = {"width": args.width, "height": args.height, "rig": args.rig, "scenes_per_split": args.scenes,
               "splits": {}, "amodal_seconds": [], "amodal_seconds_keeping_masks": [], "bytes": []}
     centre = config.views // 2

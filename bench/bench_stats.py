@@ -30,17 +30,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clevr_remv.scene.layout import draw_layout, scene_rng  # noqa: E402
-from clevr_remv.scene.vocabulary import MAX_OBJECTS  # noqa: E402
-
 from clevr_remv.config import RenderConfig  # noqa: E402
 from clevr_remv.expressions import (  # noqa: E402
     expression_attrs,  # noqa: E402
     generate_pairs,
-    resolve_templates,
+    language_templates,
 )
 from clevr_remv.produce.finish import finish_dataset  # noqa: E402
 from clevr_remv.produce.pixel_path import shard_attrs  # noqa: E402
+from clevr_remv.scene.layout import draw_layout, scene_rng  # noqa: E402
+from clevr_remv.scene.vocabulary import MAX_OBJECTS  # noqa: E402
 from clevr_remv.store import write_shard  # noqa: E402
 from clevr_remv.store.plan import plan_shards  # noqa: E402
 from clevr_remv.store.records import SceneRender  # noqa: E402
@@ -57,7 +56,7 @@ def tiny_render(scene, visible_pixels: np.ndarray) -> SceneRender:
 def build(out: Path, scenes: int, distinct: int, seed: int = 0) -> None:
     """Write the synthetic dataset into `out` (dataset.json last, as the pipeline does)."""
     config = RenderConfig(scenes=scenes, seed=seed, scenes_per_shard=10)
-    templates = resolve_templates(None)
+    templates = language_templates()  # the published language
     rng = np.random.default_rng(seed)
     pool = []
     started = time.perf_counter()

@@ -268,7 +268,7 @@ def test_the_card_states_the_harder_language(harder_dataset: Path, tiny_dataset:
     assert "| language | up to 3 chained relations per sentence; a sentence names one object, several" in card
     assert "--max-hops 3 --targets any --out DIR" in card
     assert "| sentences naming one / several / no object |" in card
-    assert 'print(f["refs/targets"][pairs])  # several or no targets' in card
+    assert 'print(f["refs/targets"][pairs])  # object 0: several targets or none' in card
     published = (tiny_dataset / "README.md").read_text(encoding="utf-8")
     assert "each naming exactly one object. A RES model" in published and "--max-hops" not in published
     assert "the published CLEVR-Remv's language" in published and "refs/targets" not in published

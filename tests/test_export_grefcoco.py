@@ -111,6 +111,9 @@ def check_as_load_grefcoco_json(refer: GRefer, split: str) -> None:
         else:
             for ann in anns:
                 assert ann["image_id"] == img["id"] and ann["id"] in ref["ann_id"] and ann["segmentation"]
+                segm = ann["segmentation"]  # a list is polygons there: those of under 3 points are dropped,
+                if not isinstance(segm, dict):  # and an annotation left with none crashes the loader
+                    assert [p for p in segm if len(p) % 2 == 0 and len(p) >= 6] == segm and segm
         for sent in ref["sentences"]:
             assert {"raw", "sent_id"} <= set(sent)
 
@@ -162,6 +165,34 @@ def test_g_refer_gives_the_loaders_mask_for_every_pair_and_view(harder_dataset: 
     assert counts == {0, 1, 2}  # the fixture's point: no-target, single and multi-target refs all checked
 
 
+def test_rle_segmentation_gives_the_loaders_masks_too(harder_dataset: Path, tmp_path: Path) -> None:
+    """--segmentation rle: a one-element list of an RLE with text counts, as REFER's; exact whatever the mask."""
+    export_grefcoco(harder_dataset, tmp_path / "out", views="corners", segmentation="rle")
+    refer = GRefer(tmp_path / "out")
+    for ann in refer.data["annotations"]:
+        assert isinstance(ann["segmentation"], list) and isinstance(ann["segmentation"][0]["counts"], str)
+    for split in splits_with_scenes(harder_dataset):
+        ds = RefDataset(harder_dataset, split, views="corners")
+        samples = {(s["ref_id"], s["view"]): s for s in (ds[i] for i in range(len(ds)))}
+        for ref in (refer.Refs[r] for r in refer.getRefIds(split)):
+            np.testing.assert_array_equal(refer.getMaskByRef(ref)["mask"].astype(bool),
+                                          samples[(ref["clevr_remv_ref_id"], ref["view"])]["mask"])
+
+
+def test_a_polygon_fills_a_hole_and_says_so() -> None:
+    """COCO polygons have no holes: a ring-shaped visible mask (a nearer object in front of the middle of a
+    farther one) comes back filled, and mask_polygons says it is inexact; a mask without a hole is exact."""
+    ring = np.zeros((20, 24), bool)
+    ring[3:17, 4:20] = True
+    plain, exact = common.mask_polygons(ring)
+    assert exact and len(plain) == 1
+    ring[7:12, 9:14] = False
+    polygons, exact = common.mask_polygons(ring)
+    assert not exact and len(polygons) == 2
+    with pytest.raises(ValueError, match="--segmentation 'bitmap': choose polygon or rle"):
+        export_grefcoco(Path("nowhere"), Path("nowhere"), segmentation="bitmap")
+
+
 def test_refs_hold_the_keys_and_types_g_refer_reads(harder_dataset: Path, grefcoco_all: Path) -> None:
     data = grefcoco_all / "grefcoco"
     assert sorted(p.name for p in data.iterdir()) == ["grefs(unc).json", "instances.json"]
@@ -177,8 +208,9 @@ def test_refs_hold_the_keys_and_types_g_refer_reads(harder_dataset: Path, grefco
         assert sent["tokens"] == sent["sent"].split() == common.tokens(sent["raw"])
         numbers = DatasetReader(harder_dataset).splits
         assert ref["ref_id"] == common.sample_id(numbers.index(ref["split"]) + 1, ref["clevr_remv_ref_id"], ref["view"])
-    for ann in refer.data["annotations"]:  # a one-element list of an RLE with text counts, as REFER's
-        assert isinstance(ann["segmentation"], list) and isinstance(ann["segmentation"][0]["counts"], str)
+    for ann in refer.data["annotations"]:  # COCO polygons by default, as gRefCOCO's
+        assert isinstance(ann["segmentation"], list) and all(
+            isinstance(p, list) and len(p) % 2 == 0 and len(p) >= 6 for p in ann["segmentation"])
     assert set(refer.Cats.values()) <= {"cube", "sphere", "cylinder"}
     assert {c for ref in refs for c in ref["category_id"]} - {-1} <= set(refer.Cats)
     summary = json.loads((grefcoco_all / "export.json").read_text())
@@ -189,13 +221,14 @@ def test_refs_hold_the_keys_and_types_g_refer_reads(harder_dataset: Path, grefco
         assert c["multi_target"] == sum(len(r["ann_id"]) > 1 for r in mine)
         assert c["images"] == sum(i["clevr_remv_split"] == split for i in refer.data["images"])
     assert sum(c["no_target"] for c in summary["splits"].values()) > 0
+    assert summary["segmentation"] == "polygon" and all(c["inexact_polygons"] == 0 for c in summary["splits"].values())
     assert sum(c["multi_target"] for c in summary["splits"].values()) > 0
 
 
 def test_a_single_target_dataset_exports_refcocos_refs_as_lists(tiny_dataset: Path, tmp_path: Path) -> None:
     """On the published language every gRefCOCO ref is its RefCOCO ref with ann_id and category_id as lists."""
     export_refcoco(tiny_dataset, tmp_path / "refcoco", views="corners")
-    summary = export_grefcoco(tiny_dataset, tmp_path / "grefcoco", views="corners")
+    summary = export_grefcoco(tiny_dataset, tmp_path / "grefcoco", views="corners", segmentation="rle")
     one = {r["ref_id"]: r for r in pickle.loads((tmp_path / "refcoco/refcoco/refs(unc).p").read_bytes())}
     many = {r["ref_id"]: r for r in json.loads((tmp_path / "grefcoco/grefcoco/grefs(unc).json").read_text())}
     assert set(one) == set(many) and len(one) > 0

@@ -19,7 +19,7 @@ from test_expressions import ALL_VISIBLE, FAST, MIN_VISIBLE, built_scenes, layou
 
 from clevr_remv.config import RenderConfig
 from clevr_remv.expressions import generate_pairs, generate_refs, language_templates
-from clevr_remv.expressions.programs import from_json, mentioned_objects, relation_count, targets
+from clevr_remv.expressions.programs import execute, from_json, mentioned_objects, relation_count, targets
 from clevr_remv.expressions.search import relation_ambiguous
 from clevr_remv.expressions.templates import TemplateError, TemplateSet, load_templates, select_families
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
@@ -105,6 +105,8 @@ def check_pair(scene, ref, visible: np.ndarray) -> None:
             assert len(anchor) == 1 and not relation_ambiguous(scene, next(iter(anchor)), node["value_inputs"][0])
     centre = visible[scene.rig.centre_view] >= MIN_VISIBLE
     anchors = [o for o in on_the_way if o not in ref.targets] if not family.joined else []
+    if family.ordinal:  # every object its rank counts is one the viewer sees
+        anchors = sorted(execute(program, scene)[-2])
     assert all(centre[t - 1] for t in (*ref.targets, *anchors)), "a target or related object is hidden"
     expected = (visible[:, [t - 1 for t in ref.targets]] >= MIN_VISIBLE).all(axis=1)
     assert np.array_equal(ref.visible, expected)
@@ -132,6 +134,19 @@ def test_hidden_objects_are_never_targets_or_anchors(scene, data) -> None:
     for ref in generate_pairs(scene, visible, MIN_VISIBLE, EVERYTHING).refs:
         check_pair(scene, ref, visible)
         assert names(ref.expression, described, strict=True) == set(ref.targets)
+
+
+def test_a_hidden_object_is_dropped_once_at_most() -> None:
+    """One object hidden in the central view: it is never a target or counted by an ordinal, and the pairs it
+    costs are at most one as a target (its own turn, or another sentence's target set, not both)."""
+    for i in range(120):
+        scene = layout(i, "val")
+        visible = ALL_VISIBLE.copy()
+        visible[scene.rig.centre_view, i % len(scene.objects)] = 0
+        result = generate_pairs(scene, visible, MIN_VISIBLE, EVERYTHING)
+        assert result.dropped_referent <= 1, (i, result.dropped_referent)
+        for ref in result.refs:
+            check_pair(scene, ref, visible)
 
 
 def test_a_no_target_sentence_reads_like_a_targeted_one() -> None:

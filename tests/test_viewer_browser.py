@@ -211,8 +211,10 @@ def harder_page(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     one naming none."""
     data = load_scene(tiny_dataset, "train", 1)
     first = data.sentences[0]
+    partly = first.visible.copy()
+    partly[HIDDEN_VIEW] = False  # one of the two below the threshold there: refs/visible is false
     both = Sentence(id=90_001, object=0, text="The cube and the sphere.", family="conjunction",
-                    visible=first.visible, targets=(1, 2))
+                    visible=partly, targets=(1, 2))
     none = Sentence(id=90_002, object=0, text="The green cylinder.", family="no_target",
                     visible=first.visible, targets=())
     path = tmp_path_factory.mktemp("viewer-harder") / "scene.html"
@@ -232,7 +234,12 @@ def test_a_sentence_outlines_every_object_it_names_or_none(browser, harder_page)
         "return Array.from(document.querySelectorAll('#ref-outline path.line')).map(p => p.getAttribute('d'));")
     assert lines == [path_of(embedded, 4, 1), path_of(embedded, 4, 2)] and None not in lines
     status = browser.find_element(By.ID, "ref-status").text
-    assert status.startswith("Sentence 1: objects 1 (") and " are visible in this view" in status
+    assert status.startswith("Sentence 1: objects 1 (") and " are all visible in this view" in status
+    from selenium.webdriver.common.keys import Keys
+
+    press(browser, Keys.ARROW_UP)  # view 1
+    assert " are not all visible in this view" in browser.find_element(By.ID, "ref-status").text
+    press(browser, Keys.ARROW_DOWN)
     browser.find_elements(By.CSS_SELECTOR, "#sentences .sentence")[1].click()
     assert shown(browser)["d"] is None
     assert browser.find_element(By.ID, "ref-status").text == "Sentence 2 names no object of this scene."

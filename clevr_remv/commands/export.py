@@ -87,17 +87,24 @@ def refcoco(**kwargs) -> None:
 
 @command.command("grefcoco")
 @_export_options
-def grefcoco(**kwargs) -> None:
+@click.option("--segmentation", type=click.Choice(["polygon", "rle"]), default="polygon", show_default=True,
+              help="polygon: COCO polygons, as gRefCOCO has them, which every step of ReLA reads (a visible "
+                   "mask with a hole is filled, and counted); rle: exact masks, read by G_REFER's getMask but "
+                   "not by ReLA's load_grefcoco_json.")
+def grefcoco(segmentation: str, **kwargs) -> None:
     """gRefCOCO layout for ReLA's G_REFER API: G_REFER(OUT, "grefcoco", "unc") loads it. A sentence
     names one object, several or none (render/expressions --targets any): ann_id is a list, [-1]
     with no_target true for none."""
+    import functools
+
     from clevr_remv.export import export_grefcoco
 
-    result = _run(export_grefcoco, **kwargs)
+    result = _run(functools.partial(export_grefcoco, segmentation=segmentation), **kwargs)
     for split, c in result["splits"].items():
         click.echo(f"{split}: {c['images']} images, {c['refs']} refs ({c['multi_target']} multi-target, "
                    f"{c['no_target']} no-target), {c['skipped_invisible']} (pair, view) skipped "
-                   "(a target not visible)")
+                   "(a target not visible)"
+                   + (f"; {c['inexact_polygons']} polygon annotations fill a hole" if c["inexact_polygons"] else ""))
     click.echo(f"wrote {kwargs['out']}: G_REFER data_root={kwargs['out']} dataset=grefcoco splitBy=unc")
 
 

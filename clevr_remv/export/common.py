@@ -104,6 +104,29 @@ def target_mask(mask: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     return np.isin(mask, np.asarray(targets, dtype=mask.dtype))
 
 
+def mask_polygons(mask: np.ndarray) -> tuple[list[list[float]], bool]:
+    """COCO polygons ([x1, y1, x2, y2, ...] per ring, pixel-corner coordinates) around the True pixels of
+    `mask`, and whether pycocotools rasterises them back to exactly that mask.
+
+    The rings run through the midpoints between pixel centres (the 0.5 contour of the mask), which
+    pycocotools' rasteriser turns back into the same pixels. COCO polygons have no holes, though: where a
+    nearer object covers the middle of a farther one, the farther one's hole is filled, and the second
+    value is False (the exports count such annotations).
+    """
+    import contourpy
+    from pycocotools import mask as mask_utils
+
+    inside = np.pad(np.asarray(mask, bool), 1).astype(np.float64)
+    rings = contourpy.contour_generator(z=inside, line_type="Separate").lines(0.5)
+    # -1 undoes the padding, +0.5 moves pixel centres (contour space) to COCO's pixel corners.
+    polygons = [[round(float(v), 2) for v in (ring - 0.5).ravel()] for ring in rings if len(ring) >= 4]
+    if not polygons:
+        return [], False
+    height, width = mask.shape
+    drawn = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
+    return polygons, bool(np.array_equal(drawn, mask))
+
+
 def object_annotations(mask: np.ndarray, shapes: dict[int, str], image: int) -> dict[int, dict[str, Any]]:
     """COCO annotations (RLE via pycocotools) of every object visible in one view, by object id.
 

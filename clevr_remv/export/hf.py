@@ -84,7 +84,7 @@ FEATURES: dict[str, tuple[dict[str, Any], str]] = {
     "mask": (_IMAGE, "the referent's visible pixels in this view, the union of the targets' where the sentence "
              "names several, empty where it names none (1-bit PNG; numpy gives a bool array)"),
     "sentence": (_value("string"), "the referring expression"),
-    "ref_id": (_value("int64"), "the pair's refs/id in its split (one sentence, one referent); RefDataset's "
+    "ref_id": (_value("int64"), "the pair's refs/id in its split (one sentence, its targets); RefDataset's "
                "ref_id, the ref_id of predictions"),
     "sample_id": (_value("int64"), "id of this (pair, view), unique across splits; the ref_id of export refcoco"),
     "pair_id": (_value("int64"), "deprecated: the same as ref_id, its name in exports of 0.3.0 and before"),

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clevr_remv.contract import counted
 from clevr_remv.data.selection import ViewSpec, describe_views
 from clevr_remv.export.common import (
     CATEGORIES,
@@ -67,7 +68,8 @@ def require_one_target(plan: ExportPlan) -> None:
     a REFER ref has one `ann_id`, and skipping them would export a different dataset unnoticed."""
     several, none = plan.pairs_not_single()
     if several or none:
-        raise ValueError(f"{several + none} referring pairs of {', '.join(plan.splits)} name several objects "
+        verb = "names" if several + none == 1 else "name"
+        raise ValueError(f"{counted(several + none, 'referring pair')} of {', '.join(plan.splits)} {verb} several objects "
                          f"({several}) or none ({none}), which REFER's one-object refs cannot hold: "
                          "export them with clevr-remv export grefcoco")
 

@@ -1,9 +1,11 @@
 """The expression engine: template families -> functional programs -> checked referring sentences.
 
-`generate_refs` is what the pipeline calls once per scene. Every sentence is realised from a
+`generate_pairs` is what the pipeline calls once per scene. Every sentence is realised from a
 CLEVR-style functional program (stored in `refs/program`); a pair is kept only when the
-evaluator, run on the scene description, returns exactly its referent. Templates are data
-in the repository's `templates/` folder (docs/expressions.md documents the format).
+evaluator, run on the scene description, returns exactly its targets (its one referent in the
+published language). Templates are data in the repository's `templates/` folder
+(docs/expressions.md documents the format); `language_templates` keeps the families a dataset's
+options (`--max-hops`, `--targets`, `--ordinals`) allow.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def _templates_in(path: str) -> TemplateSet:
 
 
 def resolve_templates(templates: TemplateSet | str | Path | None) -> TemplateSet:
-    """A loaded set as is; a folder (or None: the repository's) loaded once and cached."""
+    """A loaded set as is; a folder (or None: the repository's) loaded once and cached, with EVERY family
+    it holds (the harder language's too): to generate a dataset's sentences use `language_templates`,
+    which keeps the families its options allow."""
     if isinstance(templates, TemplateSet):
         return templates
     return _templates_in(str(Path(templates or default_template_dir()).resolve()))

@@ -1,8 +1,8 @@
 """Choosing a scene's referring pairs: balanced over objects and families, checked, filtered.
 
 Objects take turns in a random order (so every object gets a pair before any gets two),
-and each turn goes to the family furthest behind its share, so a scene's pairs are spread
-over both. Every candidate is re-run through the evaluator; duplicates are refused.
+and each turn goes to the family furthest behind its share (the published language; the extended
+one draws families by weight, `_families_by_draw`), so a scene's pairs are spread over them. Every candidate is re-run through the evaluator; duplicates are refused.
 Under `--targets any` the turn's object is one of the sentence's targets, or (no target) the
 object whose description was changed until it fits nothing.
 
@@ -10,7 +10,7 @@ Occlusion rule (decided here): a pair is dropped when its referent (any of its t
 related object* is below the visibility threshold in the central view. A sentence about an object the
 viewer cannot see is a bad label either way: the referent cannot be segmented, and a
 hidden anchor cannot be checked. Dropped pairs are counted and replaced from the rest;
-a hidden object is then never proposed again, as referent or as anchor. Uniqueness is still judged on
+a hidden object is then never proposed again, as referent (or target) or as anchor. Uniqueness is still judged on
 the whole scene, hidden objects included, which can only make sentences stricter.
 """
 
@@ -113,6 +113,13 @@ def generate_pairs(
             order.remove(referent)  # nothing left to say about it; the next object takes the turn
         elif hidden_targets:
             state.dropped_referent += 1
+            # A hidden object is never a target again: its own turn would only be dropped once more. (With one
+            # referent, the published language, the hidden target is the turn's object, as it always was.)
+            for hidden in sorted(hidden_targets - {referent}):
+                if hidden in order:
+                    if order.index(hidden) < turn % len(order):
+                        turn -= 1  # the turn stays on the object it was on
+                    order.remove(hidden)
             if referent in hidden_targets:
                 order.remove(referent)
             state.hidden_anchors.update(hidden_targets)  # known hidden: not proposed as an anchor or target

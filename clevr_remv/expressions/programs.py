@@ -101,7 +101,8 @@ def evaluate(program: Program, scene: Scene) -> int | None:
 
 def targets(program: Program, scene: Scene) -> frozenset[int] | None:
     """The objects the program names: its one object, or its final set (several or none); None when
-    a `unique` on the way found 0 or 2+ objects (the sentence names nothing definite)."""
+    a `unique` on the way found 0 or 2+ objects, or an `ordinal` no definite object (the sentence names
+    nothing definite)."""
     if not program:
         raise ProgramError("empty program")
     result = execute(program, scene)[-1]
@@ -117,7 +118,8 @@ def unique_inputs(program: Program, scene: Scene) -> list[Value]:
 
 
 def mentioned_objects(program: Program, scene: Scene) -> list[int | None]:
-    """The objects a sentence talks about (outputs of `unique`), the referent last."""
+    """The objects a sentence names one by one (outputs of `unique`): a chain's anchors, then its referent
+    where it ends in `unique`."""
     outputs = execute(program, scene)
     return [out for n, out in zip(program, outputs) if n["function"] == "unique"]  # type: ignore[misc]
 

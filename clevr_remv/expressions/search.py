@@ -2,8 +2,8 @@
 
 The search works on object sets, not on text: a description is a subset of the referent's
 attributes, and it is kept only when filtering the input set by it leaves exactly that object.
-It is exhaustive over structures (relation value x anchor) in random order, so `None` means the
-family truly cannot name this object, and random among the descriptions of a structure, so the
+It is exhaustive over structures (relation value x anchor) in random order, up to STRUCTURE_BUDGET
+tries (never reached by a one-hop family), so `None` means the family cannot name this object, and random among the descriptions of a structure, so the
 same scene gives varied sentences. The evaluator re-checks every result afterwards anyway.
 """
 
@@ -45,6 +45,7 @@ class Instance:
     choices: tuple[tuple[str, str], ...]  # (placeholder, value), e.g. ("<R>", "left")
     slots: tuple[SlotFill, ...]  # in program order: the first anchor (if any) first, the referent last
     targets: frozenset[int] | None = None  # what the program names; None: the last slot's object alone
+    counted: frozenset[int] = frozenset()  # an ordinal's set: the objects its rank counts
 
     @property
     def referent(self) -> int:
@@ -62,7 +63,10 @@ class Instance:
 
     @property
     def anchors(self) -> tuple[int, ...]:
-        """The objects the sentence names on the way (a chain's related objects), not its targets."""
+        """The objects the sentence relies on besides its targets: a chain's related objects, and the others
+        an ordinal counts (a hidden one would make "the second ... from the left" another object)."""
+        if self.family.ordinal:
+            return tuple(sorted(self.counted - {self.referent}))
         return () if self.family.joined else self.mentioned[:-1]
 
     def program(self) -> Program:
@@ -114,7 +118,7 @@ def find_instance(
     if family.joined:
         return _find_joined(family, scene, referent, rng, said_weights, anchors)
     if family.ordinal:
-        return _find_ordinal(family, scene, referent, rng, said_weights)
+        return _find_ordinal(family, scene, referent, rng, said_weights, anchors)
     search = _ChainSearch(family, scene, rng, said_weights, anchors)
     found = search.name(referent, family.hops, frozenset({referent}), final=True)
     if found is None:
@@ -192,9 +196,10 @@ class _ChainSearch:
 
 
 def _find_ordinal(family: Family, scene: Scene, referent: int, rng: np.random.Generator,
-                  said_weights: Sequence[float]) -> Instance | None:
+                  said_weights: Sequence[float], anchors: frozenset[int]) -> Instance | None:
     """"The second cube from the left": a description whose set (two or more) ranks `referent` first to third
-    from a side, with no other member in the dead band beside it. Sides in random order."""
+    from a side, with no other member in the dead band beside it. Sides in random order. The others it counts
+    must be among `anchors` (not known hidden): a viewer counts what it sees."""
     everything = frozenset(o.id for o in scene.objects)
     (suffix,) = family.slots
     step = next(s for s in family.steps if s.function == "ordinal")
@@ -203,14 +208,15 @@ def _find_ordinal(family: Family, scene: Scene, referent: int, rng: np.random.Ge
         side = RELATIONS[i]
 
         def ranks(members: frozenset[int]) -> bool:
-            return len(members) >= 2 and any(programs.kth_from(scene, members, side, int(k)) == referent
-                                             for k in ORDINALS)
+            return len(members) >= 2 and members - {referent} <= anchors and any(
+                programs.kth_from(scene, members, side, int(k)) == referent for k in ORDINALS)
 
         found = choose_set(scene, referent, everything, _allowed(family, suffix, None), said_weights, rng, accept=ranks)
         if found is not None:
             said, members = found
             k = next(k for k in ORDINALS if programs.kth_from(scene, members, side, int(k)) == referent)
-            return Instance(family, ((rank_placeholder, k), (side_placeholder, side)), (SlotFill(suffix, referent, said),))
+            return Instance(family, ((rank_placeholder, k), (side_placeholder, side)), (SlotFill(suffix, referent, said),),
+                            counted=members)
     return None
 
 

@@ -107,10 +107,6 @@ class Family:
         return tuple(_suffix(s.params[0]) for s in self.steps if s.function == "filter")
 
     @property
-    def relation_step(self) -> Step | None:
-        return next((s for s in self.steps if s.function in ("relate", "same")), None)
-
-    @property
     def relation_steps(self) -> tuple[Step, ...]:
         """The chain's relations in program order (the one nearest the referent last)."""
         return tuple(s for s in self.steps if s.function in ("relate", "same"))
@@ -303,10 +299,13 @@ def _check_shape(steps: tuple[Step, ...], targets: str, path: Path) -> None:
         raise _fail(path, f"program of a family with targets {targets!r} must be {wanted} "
                     f"(at most {MAX_HOPS} hops); got {', '.join(functions) or 'nothing'}")
     for i, step in enumerate(steps):
-        ends_in_set = step.function == "filter" and (i + 1 == len(steps) or steps[i + 1].function != "unique")
+        # Only a set that is the answer reads as a plural ("the red cubes"): an ordinal's set and the sides of
+        # an "or" are said one object at a time ("the second cube", "a red cube or a ball").
+        ends_program = step.function == "filter" and i + 1 == len(steps)
         plural = any(_kind(p) == PLURAL_KIND for p in step.params)
-        if plural and not ends_in_set:
-            raise _fail(path, f"program[{i}]: <P> (a plural shape) only where a filter ends in a set; use <S>")
+        if plural and not ends_program:
+            raise _fail(path, f"program[{i}]: <P> (a plural shape) only where the program ends in the filter's "
+                        "set; use <S>")
 
 
 def _parse_step(raw: Any, index: int, path: Path) -> Step:

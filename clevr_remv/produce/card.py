@@ -269,7 +269,7 @@ def _common_sections(manifest: dict, report: dict, exported: bool = False) -> li
         + ("; plurals, and, or, and descriptions that fit no object" if config.targets == "any" else "")
         + "), each realised from a CLEVR-style functional program that must pick out exactly its "
         + ("referent" if config.targets == "one" else "targets") + " in the "
-        "scene; a pair whose referent or related object is hidden in the centre view is dropped. Shards "
+        "scene; a pair whose referent (a target) or related object is hidden in the centre view is dropped. Shards "
         "are written atomically, and one file per split is written with `dataset.json`, last.",
     ]
 
@@ -345,7 +345,8 @@ def _hdf5_body(manifest: dict, report: dict) -> str:
         "    image = f[\"images\"][0, f.attrs[\"rig_grid\"] ** 2 // 2]    # scene 0 of the split, centre view\n"
         "    pairs = f[\"refs/scene\"][:] == 0                          # that scene's referring pairs\n"
         "    print(f[\"refs/expression\"].asstr()[pairs], f[\"refs/object\"][pairs])  # mask == object\n"
-        + ("    print(f[\"refs/targets\"][pairs])  # several or no targets: mask == any object marked here\n"
+        + ("    print(f[\"refs/targets\"][pairs])  # object 0: several targets or none; the mask is then\n"
+           "    # np.isin(mask, np.flatnonzero(f[\"refs/targets\"][i]) + 1) for pair i (column k-1 is object k)\n"
            if config.targets == "any" else "")
         + "```\n\n"
         "`datasets.load_dataset` cannot read this folder (its HDF5 reader refuses the split files' virtual "

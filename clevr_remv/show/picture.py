@@ -215,7 +215,8 @@ def _draw_sentence(page: _Page, data: SceneViews, sentence: Sentence, colours: l
         _no_ticks(ax)
         r, c = view_position(k, data.grid)
         name = "centre" if k == data.centre else "corner"
-        page.text(left, top + 0.02, f"{name} ({r}, {c})" + ("" if visible else " · HIDDEN"), fontsize=7,
+        hidden = " · HIDDEN" if len(sentence.targets) <= 1 else " · NOT ALL VISIBLE"  # refs/visible: every target
+        page.text(left, top + 0.02, f"{name} ({r}, {c})" + ("" if visible else hidden), fontsize=7,
                   color="black" if visible else "#c0392b")
         if not visible:
             for spine in ax.spines.values():

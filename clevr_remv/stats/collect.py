@@ -172,7 +172,7 @@ def add_fractions(counts: SplitCounts, refs: RefTable, grid: int) -> None:
     if not refs.measured_fraction:
         counts.shards_without_fraction += 1
         return
-    fraction = refs.visible_fraction
+    fraction = refs.visible_fraction[refs.target_count > 0]  # a sentence naming nothing has no fraction
     if counts.fraction_all is None:
         counts.fraction_centre = np.zeros(HISTOGRAM_LENGTH, np.int64)
         counts.fraction_all = np.zeros(HISTOGRAM_LENGTH, np.int64)

@@ -296,7 +296,7 @@ def _strings(values: list[str]) -> np.ndarray:
 def _write_refs(f: h5py.File, refs: Sequence[Sequence[Ref]], views: int) -> None:
     """(Re)create the `refs` group: one row per pair, flattened over the shard's scenes.
 
-    All seven datasets are created even when there are no pairs, so readers never need
+    Every refs dataset is created even when there are no pairs, so readers never need
     a special case.
     """
     if REFS in f:
