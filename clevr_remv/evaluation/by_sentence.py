@@ -60,12 +60,12 @@ class Group:
 def hop_counts(programs: Sequence[str] | np.ndarray, ids: np.ndarray) -> np.ndarray:
     """(R,) relation count of each pair's JSON program; an unreadable one is a one-line ValueError
     naming the pair, since a broken refs/program would otherwise surface as a JSON traceback."""
-    from clevr_remv.expressions import from_json, relation_count
+    from clevr_remv.expressions.programs import hops_of
 
     out = np.zeros(len(programs), dtype=np.int64)
     for r, text in enumerate(programs):
         try:
-            out[r] = relation_count(from_json(str(text)))
+            out[r] = hops_of(str(text))
         except (ValueError, TypeError, KeyError) as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ValueError(f"pair ref_id {int(ids[r])} has a program that cannot be read ({detail}), so --by hops "

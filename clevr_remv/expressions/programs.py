@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Union
 
 from clevr_remv.scene.description import Scene
@@ -71,6 +72,13 @@ def from_json(text: str) -> Program:
     if not isinstance(program, list) or not all(isinstance(n, dict) for n in program):
         raise ProgramError(f"a program is a JSON list of node objects, got {text[:80]!r}")
     return program
+
+
+@lru_cache(maxsize=65_536)
+def hops_of(text: str) -> int:
+    """`relation_count` of a stored `refs/program` string; cached, since programs repeat across scenes.
+    A malformed string raises as `from_json` does (ProgramError, json's ValueError)."""
+    return relation_count(from_json(text))
 
 
 def relation_count(program: Program) -> int:

@@ -3,7 +3,8 @@
 The search works on object sets, not on text: a description is a subset of the referent's
 attributes, and it is kept only when filtering the input set by it leaves exactly that object.
 It is exhaustive over structures (relation value x anchor) in random order, up to STRUCTURE_BUDGET
-tries (never reached by a one-hop family), so `None` means the family cannot name this object, and random among the descriptions of a structure, so the
+tries (never reached by a one-hop family), so `None` means the family cannot name this object,
+and random among the descriptions of a structure, so the
 same scene gives varied sentences. The evaluator re-checks every result afterwards anyway.
 """
 
@@ -293,13 +294,9 @@ def choose_description(
     subset of that size uniformly: this is the knob that sets the mean sentence length.
     """
     valid = unique_descriptions(scene, target, pool, allowed)
-    counts = sorted({len(s) for s in valid if said_weights[len(s)] > 0})
-    if not counts:
+    subset = _weighted_pick(valid, [len(s) for s in valid], said_weights, rng)
+    if subset is None:
         return None
-    weights = np.array([said_weights[c] for c in counts], dtype=float)
-    count = counts[rng.choice(len(counts), p=weights / weights.sum())]
-    sized = [s for s in valid if len(s) == count]
-    subset = sized[rng.integers(len(sized))]
     target_object = scene.object(target)
     return tuple((a, getattr(target_object, a)) for a in subset)
 

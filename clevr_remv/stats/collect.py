@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from clevr_remv.expressions.programs import from_json, relation_count
+from clevr_remv.expressions.programs import hops_of
 from clevr_remv.expressions.templates import Lexicon
 from clevr_remv.scene.vocabulary import ATTRIBUTES
 from clevr_remv.stats.language import _relation, words
@@ -111,12 +111,6 @@ def relation_and_attribute(program: str) -> tuple[str, str | None]:
     """
     relation = _relation(program)
     return relation, relation.removeprefix("same_") if relation.startswith("same_") else None
-
-
-@lru_cache(maxsize=65_536)
-def hops_of(program: str) -> int:
-    """How many relations the program chains (0 to 3); cached as relation_and_attribute is."""
-    return relation_count(from_json(program))
 
 
 def read_small(shard: ShardReader) -> tuple[np.ndarray, RefTable]:

@@ -20,7 +20,7 @@ from clevr_remv.config import RenderConfig
 from clevr_remv.contract import ScriptParser, run_script
 from clevr_remv.expressions import resolve_templates
 from clevr_remv.expressions.pairs import ExpressionResult, generate_pairs
-from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json, relation_count
+from clevr_remv.expressions.programs import RELATION_FUNCTIONS, from_json, hops_of
 from clevr_remv.expressions.templates import select_families
 from clevr_remv.scene.description import Scene
 from clevr_remv.scene.layout import draw_layout, scene_rng
@@ -62,7 +62,7 @@ def expression_stats(scenes_and_refs: Iterable[tuple[Scene, Sequence[Ref] | Expr
         for r in refs:
             family_words[r.family] += words(r.expression)
         relations.update(_relation(r.program) for r in refs)
-        hops.update(relation_count(from_json(r.program)) for r in refs)
+        hops.update(hops_of(r.program) for r in refs)
         targets.update(len(r.target_ids) for r in refs)
     pairs = sum(per_scene)
     dropped = dropped_referent + dropped_related
