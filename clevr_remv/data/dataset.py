@@ -44,6 +44,7 @@ import numpy as np
 
 from clevr_remv.data.selection import ViewSpec, describe_views, rig_grid, select_views
 from clevr_remv.scene.vocabulary import MAX_OBJECTS
+from clevr_remv.truth.targets import target_mask
 
 SAMPLE_KINDS = ("view", "lightfield")  # RefDataset(sample=...): one sample per (pair, view), or per pair
 # The arrays of a view a sample holds (`store.ShardReader.view` fields), without and with depth.
@@ -124,16 +125,16 @@ class RefDataset:
         obj = int(self.ref_objects[pair])
         views = self.views if self.sample == "lightfield" else [view]
         pixels = self._read(shard, row, views)
-        named = np.concatenate([[False], self.ref_targets[pair]])  # instance id -> named? (0: background)
+        named = [int(k) + 1 for k in np.flatnonzero(self.ref_targets[pair])]
         sample = {
             "image": pixels["image"],
-            "mask": named[pixels["mask"]],
+            "mask": target_mask(pixels["mask"], named),
             "sentence": self.sentences[pair],
             "ref_id": int(self.ref_ids[pair]),
             "scene": int(self.ref_scenes[pair]),
             "object": obj,
-            "targets": [int(k) + 1 for k in np.flatnonzero(self.ref_targets[pair])],
-            "target_count": int(self.ref_targets[pair].sum()),
+            "targets": named,
+            "target_count": len(named),
             "shard": self.shards[shard],
             "row": row,
         }

@@ -72,18 +72,6 @@ class GroundTruth:
                 yield s, int(row), in_shard[self.row[in_shard] == row]
 
 
-def target_mask(instances: np.ndarray, targets: tuple[int, ...]) -> np.ndarray:
-    """The ground truth of a pair in one view: pixels of any named object (`instances`: the view's
-    instance mask). One target is `instances == k`, the published ground truth, unchanged; none is an
-    all-False mask, since a sentence that names nothing is answered by predicting nothing."""
-    if not targets:
-        return np.zeros(instances.shape, dtype=bool)
-    out = instances == targets[0]
-    for k in targets[1:]:
-        out |= instances == k
-    return out
-
-
 def load_ground_truth(root: Path | str, split: str) -> GroundTruth:
     """Index the pairs of `split` from the small `refs/*` datasets of its shards (no pixels read)."""
     reader = DatasetReader(root)

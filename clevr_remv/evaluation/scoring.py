@@ -43,7 +43,7 @@ import numpy as np
 
 from clevr_remv.contract import counted
 from clevr_remv.data.selection import ViewSpec, select_views
-from clevr_remv.evaluation.ground_truth import GroundTruth, load_ground_truth, target_mask
+from clevr_remv.evaluation.ground_truth import GroundTruth, load_ground_truth
 from clevr_remv.evaluation.metrics import (
     MultiViewReport,
     mask_counts,
@@ -52,6 +52,7 @@ from clevr_remv.evaluation.metrics import (
 from clevr_remv.evaluation.predictions import Predictions, check_made_for, open_predictions
 from clevr_remv.scene.rig import centre_view
 from clevr_remv.store.reader import ShardReader
+from clevr_remv.truth.targets import target_mask
 
 log = logging.getLogger("clevr_remv")
 

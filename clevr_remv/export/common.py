@@ -98,12 +98,6 @@ def sentence_entry(sentence: str, sent_id: int) -> dict[str, Any]:
     return {"raw": sentence, "sent": " ".join(words), "tokens": words, "sent_id": sent_id}
 
 
-def target_mask(mask: np.ndarray, targets: Sequence[int]) -> np.ndarray:
-    """The union of the `targets`' pixels in an instance mask (all False for no target): the
-    ground truth of a sentence that names several objects or none, as RefDataset gives it."""
-    return np.isin(mask, np.asarray(targets, dtype=mask.dtype))
-
-
 def mask_polygons(mask: np.ndarray) -> tuple[list[list[float]], bool]:
     """COCO polygons ([x1, y1, x2, y2, ...] per ring, pixel-corner coordinates) around the True pixels of
     `mask`, and whether pycocotools rasterises them back to exactly that mask.

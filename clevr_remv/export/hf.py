@@ -52,11 +52,11 @@ from clevr_remv.export.common import (
     sample_id,
     staged_directory,
     summary,
-    target_mask,
     write_json,
 )
 from clevr_remv.export.png import png_bytes
 from clevr_remv.scene.rig import view_position
+from clevr_remv.truth.targets import target_mask
 
 log = logging.getLogger("clevr_remv")
 
